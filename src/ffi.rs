@@ -1,0 +1,221 @@
+//! The C surface: the 19 functions of `<sys/vmm_gpt.h>`, with the exact C
+//! signatures.  Each checks its pointers, turns them into references, and
+//! calls the module that holds the behaviour.
+//!
+//! Thread safety is the C contract: `vmm_gpt_populate_region`,
+//! `vmm_gpt_vacate_region` and `vmm_gpt_free` of one GPT are serialized by
+//! the caller (vmspace's lock); walks, the iterator, mapping, unmapping and
+//! the A/D operations may run concurrently with anything, as they touch only
+//! page-table entries, atomically.
+
+#![allow(clippy::missing_safety_doc)]
+
+use core::ffi::CStr;
+
+use crate::abi::{
+    pfn_t, uint_t, vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_node_level_raw,
+    vmm_gpt_t,
+};
+use crate::abi_impl::vmm_pte_impl;
+use crate::kernel;
+use crate::node::Gpt;
+use crate::pte::{self, Pte};
+use crate::walk::Entries;
+use crate::{hotpatch, region, walk};
+
+/// The GPT behind a C handle; panics on NULL.
+#[inline]
+fn gpt<'a>(func: &CStr, gpt: *mut vmm_gpt_t) -> &'a Gpt {
+    if gpt.is_null() {
+        kernel::fail(func, c"gpt is NULL");
+    }
+    // SAFETY: a non-NULL vmm_gpt_t is a Gpt from vmm_gpt_alloc() that the
+    // caller keeps alive across the call.
+    unsafe { &*(gpt as *const Gpt) }
+}
+
+/// The entry behind a C pointer; panics on NULL.
+#[inline]
+fn entry<'a>(func: &CStr, ptep: *const vmm_gpt_entry_t) -> &'a Pte {
+    if ptep.is_null() {
+        kernel::fail(func, c"ptep is NULL");
+    }
+    // SAFETY: a non-NULL entry pointer comes from a walk or the iterator and
+    // points into a live table (the C contract); entries are only accessed
+    // atomically, so viewing it as an AtomicU64 is sound.
+    unsafe { pte::from_ptr(ptep as *mut vmm_gpt_entry_t) }
+}
+
+/// Installs a PTE format by hot-patching the indirection stubs.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_init(target_impl: *const vmm_pte_impl) -> bool {
+    // SAFETY: the C contract: a kernel `const struct vmm_pte_impl`.
+    unsafe { hotpatch::init(target_impl) }
+}
+
+/// Restores the stubs and uninstalls the format (module unload).
+#[no_mangle]
+pub extern "C" fn vmm_gpt_fini() {
+    hotpatch::fini()
+}
+
+/// Allocates a GPT with an empty root table.
+#[no_mangle]
+pub extern "C" fn vmm_gpt_alloc() -> *mut vmm_gpt_t {
+    Gpt::alloc() as *mut vmm_gpt_t
+}
+
+/// Frees a GPT and every table in it, including any still populated or
+/// mapped (the original promises that but panics; see `Gpt::free`).
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_free(g: *mut vmm_gpt_t) {
+    gpt(c"vmm_gpt_free", g);
+    // SAFETY: a live GPT from vmm_gpt_alloc(), handed back for good.
+    unsafe { Gpt::free(g as *mut Gpt) }
+}
+
+/// Walks to `gpa`, filling `entries[LEVEL4..=depth]`.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_walk(
+    g: *mut vmm_gpt_t,
+    gpa: u64,
+    entries: *mut *mut vmm_gpt_entry_t,
+    depth: vmm_gpt_node_level_raw,
+) -> u64 {
+    const FUNC: &CStr = c"vmm_gpt_walk";
+    let g = gpt(FUNC, g);
+    if entries.is_null() {
+        kernel::fail(FUNC, c"entries is NULL");
+    }
+    // SAFETY: the caller passes an array of MAX_GPT_LEVEL entry pointers
+    // (`vmm_gpt_entry_t *entries[MAX_GPT_LEVEL]`).
+    let entries = unsafe { &mut *(entries as *mut Entries) };
+    walk::walk(g, gpa, entries, depth)
+}
+
+/// Starts iterating over the leaf entries of `[addr, addr + len)`.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_iter_init(
+    iter: *mut vmm_gpt_iter_t,
+    g: *mut vmm_gpt_t,
+    addr: u64,
+    len: u64,
+) {
+    const FUNC: &CStr = c"vmm_gpt_iter_init";
+    let gr = gpt(FUNC, g);
+    if iter.is_null() {
+        kernel::fail(FUNC, c"iter is NULL");
+    }
+    // SAFETY: the caller's iterator, exclusively ours for the call.
+    walk::iter_init(unsafe { &mut *iter }, g, gr, addr, len)
+}
+
+/// The next leaf entry of an iteration, or false at its end.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_iter_next(
+    iter: *mut vmm_gpt_iter_t,
+    entry: *mut vmm_gpt_iter_entry_t,
+) -> bool {
+    const FUNC: &CStr = c"vmm_gpt_iter_next";
+    if iter.is_null() || entry.is_null() {
+        kernel::fail(FUNC, c"iter or entry is NULL");
+    }
+    // SAFETY: the caller's iterator (set up by vmm_gpt_iter_init, so its
+    // entry pointers are NULL or point into live tables) and its output,
+    // both exclusively ours for the call.
+    unsafe { walk::iter_next(&mut *iter, &mut *entry) }
+}
+
+/// Makes sure the tables for `[addr, addr + len)` exist.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_populate_region(g: *mut vmm_gpt_t, addr: u64, len: u64) {
+    let g = gpt(c"vmm_gpt_populate_region", g);
+    // SAFETY: the C contract serializes populate/vacate/free of a GPT.
+    unsafe { region::populate(g, addr, len) }
+}
+
+/// Installs a leaf mapping in an empty entry; false if it was not empty.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_map_at(
+    g: *mut vmm_gpt_t,
+    ptep: *mut vmm_gpt_entry_t,
+    pfn: pfn_t,
+    prot: uint_t,
+    attr: u8,
+) -> bool {
+    // The GPT is not needed: the entry says where to map.
+    let _ = g;
+    pte::map_at(entry(c"vmm_gpt_map_at", ptep), pfn, prot, attr)
+}
+
+/// Frees the tables of `[addr, addr + len)` that nothing else needs.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_vacate_region(g: *mut vmm_gpt_t, addr: u64, len: u64) {
+    let g = gpt(c"vmm_gpt_vacate_region", g);
+    // SAFETY: the C contract serializes populate/vacate/free of a GPT.
+    unsafe { region::vacate(g, addr, len) }
+}
+
+/// Removes the mapping of `gpa`; returns whether there was one.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_unmap(g: *mut vmm_gpt_t, gpa: u64) -> bool {
+    walk::unmap(gpt(c"vmm_gpt_unmap", g), gpa)
+}
+
+/// Removes every mapping in `[addr, addr + len)`; returns how many there
+/// were.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_unmap_region(g: *mut vmm_gpt_t, addr: u64, len: u64) -> usize {
+    walk::unmap_region(g, gpt(c"vmm_gpt_unmap_region", g), addr, len)
+}
+
+/// The EPTP / nCR3 of the GPT's root table.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_get_pmtp(g: *mut vmm_gpt_t, track_dirty: bool) -> u64 {
+    hotpatch::get_pmtp(gpt(c"vmm_gpt_get_pmtp", g).root_pfn(), track_dirty)
+}
+
+/// Does the entry map a page?  Fills the PFN and protection where asked.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpte_is_mapped(
+    ptep: *const vmm_gpt_entry_t,
+    pfnp: *mut pfn_t,
+    protp: *mut uint_t,
+) -> bool {
+    let e = entry(c"vmm_gpte_is_mapped", ptep);
+    // SAFETY: the C contract: each out-pointer is NULL or writable.
+    unsafe { pte::parse(pte::load(e), pfnp, protp) }
+}
+
+/// Sets (`on`) or clears the accessed bit, clearing dirty; returns whether
+/// either was set.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpte_reset_accessed(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool {
+    pte::reset_accessed(entry(c"vmm_gpte_reset_accessed", ptep), on)
+}
+
+/// Sets (`on`) or clears the dirty bit; returns whether it was set.
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpte_reset_dirty(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool {
+    pte::reset_dirty(entry(c"vmm_gpte_reset_dirty", ptep), on)
+}
+
+/// Is the accessed bit set?
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpte_query_accessed(ptep: *const vmm_gpt_entry_t) -> bool {
+    pte::query_accessed(entry(c"vmm_gpte_query_accessed", ptep))
+}
+
+/// Is the dirty bit set?
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpte_query_dirty(ptep: *const vmm_gpt_entry_t) -> bool {
+    pte::query_dirty(entry(c"vmm_gpte_query_dirty", ptep))
+}
+
+/// Does the hardware keep A/D bits (can dirty pages be tracked)?
+#[no_mangle]
+pub unsafe extern "C" fn vmm_gpt_can_track_dirty(g: *mut vmm_gpt_t) -> bool {
+    // Like the original, this asks the format, not the GPT.
+    let _ = g;
+    hotpatch::hw_ad_supported()
+}

@@ -1,0 +1,153 @@
+//! Kernel imports: the illumos services the library uses, exactly those the
+//! original `vmm_gpt.c` uses, and the kernel-panic paths built on `panic()`.
+//!
+//! Nothing else is imported (`memcpy` and friends aside, which the compiler
+//! may emit and genunix provides).  In the userland test harness these are
+//! provided by the kernel stand-in in `ctest/c/kernel.c`.
+
+use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
+
+use crate::abi::{pfn_t, uint_t};
+
+/// `KM_SLEEP`: block until memory is available; `kmem_zalloc` never fails.
+pub const KM_SLEEP: c_int = 0;
+/// `CE_WARN` severity for `cmn_err`.
+pub const CE_WARN: c_int = 2;
+
+/// The kernel's `struct as`; only its first field, the HAT, is used.
+#[repr(C)]
+pub struct KernelAs {
+    pub a_hat: *mut c_void,
+}
+
+extern "C" {
+    /// `void *kmem_zalloc(size_t, int)`: zeroed memory; with `KM_SLEEP`
+    /// never NULL; a `PAGESIZE` request is page-aligned.
+    pub fn kmem_zalloc(size: usize, flags: c_int) -> *mut c_void;
+    /// `void kmem_free(void *, size_t)`: the size must be the allocation's.
+    pub fn kmem_free(buf: *mut c_void, size: usize);
+    /// `pfn_t hat_getpfnum(struct hat *, caddr_t)`.
+    pub fn hat_getpfnum(hat: *mut c_void, addr: *mut c_char) -> pfn_t;
+    /// `caddr_t hat_kpm_pfn2va(pfn_t)`.
+    pub fn hat_kpm_pfn2va(pfn: pfn_t) -> *mut c_char;
+    /// The kernel's address space.
+    pub static kas: KernelAs;
+    /// `void hot_patch_kernel_text(caddr_t, uint32_t, uint_t)`.
+    pub fn hot_patch_kernel_text(addr: *mut c_char, new_instr: u32, size: c_uint);
+    /// `const char *modgetsymname(uintptr_t, ulong_t *)`.
+    pub fn modgetsymname(addr: usize, offset: *mut c_ulong) -> *const c_char;
+    /// `void cmn_err(int, const char *, ...)`.
+    pub fn cmn_err(level: c_int, fmt: *const c_char, ...);
+    /// `void panic(const char *, ...)`: never returns.
+    pub fn panic(fmt: *const c_char, ...) -> !;
+
+    /// The hot-patched indirection stubs (`vmm_gpt_indirect.S`): each a
+    /// 5-byte `jmp` to the installed format's function.
+    pub fn vmm_gpti_map_table(pfn: u64) -> u64;
+    pub fn vmm_gpti_map_page(pfn: u64, prot: uint_t, attr: u8) -> u64;
+    pub fn vmm_gpti_parse(pte: u64, pfnp: *mut pfn_t, protp: *mut uint_t) -> bool;
+}
+
+/// Ends in a kernel panic with `"<func>: <msg>"`.
+///
+/// Every failure path of the library goes through one of these `fail_*`
+/// functions.  They are cold and out of line so that checks cost one
+/// compare and branch on the hot paths, and they pass all data through
+/// `%s`/`%lx` conversions: nothing but a literal is ever used as a format.
+#[cold]
+#[inline(never)]
+pub fn fail(func: &CStr, msg: &CStr) -> ! {
+    // SAFETY: the format is a literal whose conversions match the
+    // arguments: two NUL-terminated strings.
+    unsafe { panic(c"%s: %s".as_ptr(), func.as_ptr(), msg.as_ptr()) }
+}
+
+/// Ends in a kernel panic with `"<func>: <msg> 0x<value>"`.
+#[cold]
+#[inline(never)]
+pub fn fail_value(func: &CStr, msg: &CStr, value: u64) -> ! {
+    // SAFETY: the literal format takes two strings and an unsigned long,
+    // which is 64 bits on the LP64 kernel.
+    unsafe {
+        panic(
+            c"%s: %s 0x%lx".as_ptr(),
+            func.as_ptr(),
+            msg.as_ptr(),
+            value as c_ulong,
+        )
+    }
+}
+
+/// Ends in a kernel panic with `"<func>: <what> 0x<value> <msg>"`, e.g.
+/// `vmm_gpt_populate_region: addr 0x1234 is not page-aligned`.
+#[cold]
+#[inline(never)]
+pub fn fail_named(func: &CStr, what: &CStr, value: u64, msg: &CStr) -> ! {
+    // SAFETY: the literal format takes a string, a string, an unsigned long
+    // and a string, in that order, and gets exactly those.
+    unsafe {
+        panic(
+            c"%s: %s 0x%lx %s".as_ptr(),
+            func.as_ptr(),
+            what.as_ptr(),
+            value as c_ulong,
+            msg.as_ptr(),
+        )
+    }
+}
+
+/// Ends in a kernel panic about a range:
+/// `"<func>: range 0x<addr> + 0x<len> <msg>"`.
+#[cold]
+#[inline(never)]
+pub fn fail_range(func: &CStr, addr: u64, len: u64, msg: &CStr) -> ! {
+    // SAFETY: the literal format takes a string, two unsigned longs and a
+    // string, and gets exactly those.
+    unsafe {
+        panic(
+            c"%s: range 0x%lx + 0x%lx %s".as_ptr(),
+            func.as_ptr(),
+            addr as c_ulong,
+            len as c_ulong,
+            msg.as_ptr(),
+        )
+    }
+}
+
+/// `VERIFY(cond)`: checked in every build; a failure is a kernel panic
+/// naming the function and the condition.
+macro_rules! verify {
+    ($func:expr, $cond:expr) => {
+        if !$cond {
+            $crate::kernel::fail(
+                $func,
+                $crate::kernel::concat_cstr!("VERIFY failed: ", stringify!($cond)),
+            )
+        }
+    };
+}
+
+/// `ASSERT(cond)`: checked in debug builds (`debug_assertions`, the DEBUG
+/// kernel), compiled out of release builds, like illumos' `ASSERT`.
+macro_rules! debug_verify {
+    ($func:expr, $cond:expr) => {
+        if cfg!(debug_assertions) && !$cond {
+            $crate::kernel::fail(
+                $func,
+                $crate::kernel::concat_cstr!("ASSERT failed: ", stringify!($cond)),
+            )
+        }
+    };
+}
+
+/// A C string literal from pieces known at compile time.
+macro_rules! concat_cstr {
+    ($($s:expr),+ $(,)?) => {
+        match ::core::ffi::CStr::from_bytes_with_nul(concat!($($s),+, "\0").as_bytes()) {
+            Ok(s) => s,
+            Err(_) => unreachable!(),
+        }
+    };
+}
+
+pub(crate) use {concat_cstr, debug_verify, verify};

@@ -1,0 +1,192 @@
+//! Walking and iteration: following the hardware tables themselves.
+//!
+//! A walk starts at the root table and, level by level, takes the entry
+//! covering a GPA and follows it (through the format's `parse` and
+//! `hat_kpm_pfn2va`) to the next table.  It uses only the tables the
+//! hardware uses, so it is fast and lock-free, and it may alias entries
+//! that other CPUs change meanwhile (caveat emptor, as the original says).
+//!
+//! The iterator visits the leaf entries of a range in address order: it
+//! walks to the first, then advances entry by entry, climbing to a higher
+//! level at the end of a table or where a table is missing, and descending
+//! again, so it skips every missing table in one step.
+
+use core::ffi::CStr;
+use core::ptr;
+
+use crate::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t, MAX_GPT_LEVEL};
+use crate::kernel::{self, debug_verify};
+use crate::level::{ptep_index, Level, LEVELS, MAX_NODE_IDX};
+use crate::node::{Gpt, Table};
+use crate::pte;
+use crate::region::check_range;
+
+/// The entry pointers of a walk, one per level (`entries[MAX_GPT_LEVEL]`).
+pub type Entries = [*mut vmm_gpt_entry_t; MAX_GPT_LEVEL];
+
+/// The kernel address of the table an entry links, if it links one.
+#[inline]
+fn next_table(pte_val: u64) -> *mut vmm_gpt_entry_t {
+    match pte::parse_pfn(pte_val) {
+        // SAFETY: hat_kpm_pfn2va only computes the kernel mapping of a PFN.
+        Some(pfn) => unsafe { kernel::hat_kpm_pfn2va(pfn) as *mut vmm_gpt_entry_t },
+        None => ptr::null_mut(),
+    }
+}
+
+/// Checks a raw depth from C.
+#[inline]
+fn check_depth(func: &CStr, depth: u32) -> Level {
+    match Level::from_raw(depth) {
+        Some(l) => l,
+        None => kernel::fail_named(func, c"depth", u64::from(depth), c"is beyond LEVEL1"),
+    }
+}
+
+/// `vmm_gpt_walk()`: fills `entries[LEVEL4..=depth]` with the entries that
+/// cover `gpa`, NULL below a missing table, and returns `gpa` masked to the
+/// deepest level whose entry was found.
+pub fn walk(gpt: &Gpt, gpa: u64, entries: &mut Entries, depth: u32) -> u64 {
+    let depth = check_depth(c"vmm_gpt_walk", depth);
+    let mut table = gpt.root_table() as *const Table as *mut vmm_gpt_entry_t;
+    let mut mask = 0;
+    for lvl in LEVELS {
+        if lvl > depth {
+            break;
+        }
+        if table.is_null() {
+            entries[lvl.idx()] = ptr::null_mut();
+            continue;
+        }
+        // SAFETY: `table` is a live table page (the root, or one a present
+        // entry links), and the index is below 512.
+        let ep = unsafe { table.add(lvl.index(gpa)) };
+        entries[lvl.idx()] = ep;
+        mask = lvl.mask();
+        if lvl == depth {
+            // What the last entry links is not needed.
+            break;
+        }
+        // SAFETY: `ep` points at an entry of a live table.
+        table = next_table(pte::load(unsafe { pte::from_ptr(ep) }));
+    }
+    gpa & mask
+}
+
+/// Advances a walk at `depth` to the next entry (`vmm_gpt_walk_advance()`):
+/// the next entry at the deepest level that has one, climbing up at the end
+/// of a table, then back down as far as tables exist.  Returns the GPA of
+/// the new position (`u64::MAX` past the end of the tree); levels below a
+/// missing table get NULL.
+fn walk_advance(gpa: u64, entries: &mut Entries, depth: Level) -> u64 {
+    const FUNC: &CStr = c"vmm_gpt_walk_advance";
+    debug_verify!(FUNC, gpa & !depth.mask() == 0);
+
+    // Step forward at the deepest level that can.
+    let mut at = None;
+    let mut gpa = gpa;
+    let mut lvl = Some(depth);
+    while let Some(l) = lvl {
+        let ep = entries[l.idx()];
+        if !ep.is_null() {
+            let index = ptep_index(ep);
+            debug_verify!(FUNC, l.index(gpa) == index);
+            if index != MAX_NODE_IDX {
+                gpa = (gpa & l.mask()).wrapping_add(l.entry_len());
+                // SAFETY: the next entry of the same table (index < 511).
+                entries[l.idx()] = unsafe { ep.add(1) };
+                at = Some(l);
+                break;
+            }
+        }
+        lvl = l.up();
+    }
+    let Some(at) = at else {
+        // Advanced off the end of the tables.
+        return u64::MAX;
+    };
+
+    // Descend again from there.
+    // SAFETY: entries[at] was just set to an entry of a live table.
+    let mut pte_val = pte::load(unsafe { pte::from_ptr(entries[at.idx()]) });
+    let mut lvl = at.down();
+    while let Some(l) = lvl {
+        let table = if l > depth { ptr::null_mut() } else { next_table(pte_val) };
+        if table.is_null() {
+            entries[l.idx()] = ptr::null_mut();
+        } else {
+            // SAFETY: a table a present entry links, index below 512.
+            let ep = unsafe { table.add(l.index(gpa)) };
+            entries[l.idx()] = ep;
+            // SAFETY: `ep` points at an entry of a live table.
+            pte_val = pte::load(unsafe { pte::from_ptr(ep) });
+        }
+        lvl = l.down();
+    }
+    gpa
+}
+
+/// `vmm_gpt_iter_init()`: iteration over the leaf entries of
+/// `[addr, addr + len)`, which must be page-aligned and not wrap.
+pub fn iter_init(iter: &mut vmm_gpt_iter_t, gpt_ptr: *mut vmm_gpt_t, gpt: &Gpt, addr: u64, len: u64) {
+    let end = check_range(c"vmm_gpt_iter_init", addr, len);
+    iter.vgi_gpt = gpt_ptr;
+    iter.vgi_addr = addr;
+    iter.vgi_end = end;
+    iter.vgi_current = walk(gpt, addr, &mut iter.vgi_entries, Level::L1.idx() as u32);
+}
+
+/// `vmm_gpt_iter_next()`: the next leaf entry in the range whose table
+/// exists (whether or not it maps a page), or false when there is none.
+pub fn iter_next(iter: &mut vmm_gpt_iter_t, entry: &mut vmm_gpt_iter_entry_t) -> bool {
+    while iter.vgi_current < iter.vgi_end {
+        let leaf = iter.vgi_entries[Level::L1.idx()];
+        let gpa = iter.vgi_current;
+        iter.vgi_current = walk_advance(gpa, &mut iter.vgi_entries, Level::L1);
+        if !leaf.is_null() {
+            entry.vgie_gpa = gpa;
+            entry.vgie_ptep = leaf;
+            return true;
+        }
+    }
+    false
+}
+
+/// `vmm_gpt_unmap()`: clears the leaf entry of `gpa`; returns whether it
+/// mapped a page.  False, changing nothing, where no leaf table exists.
+pub fn unmap(gpt: &Gpt, gpa: u64) -> bool {
+    let mut entries: Entries = [ptr::null_mut(); MAX_GPT_LEVEL];
+    walk(gpt, gpa, &mut entries, Level::L1.idx() as u32);
+    let leaf = entries[Level::L1.idx()];
+    if leaf.is_null() {
+        return false;
+    }
+    // SAFETY: the walk found the entry in a live leaf table.
+    let old = pte::take(unsafe { pte::from_ptr(leaf) });
+    pte::is_present(old)
+}
+
+/// `vmm_gpt_unmap_region()`: clears every leaf entry of `[addr, addr +
+/// len)`; returns how many mapped a page.
+pub fn unmap_region(gpt_ptr: *mut vmm_gpt_t, gpt: &Gpt, addr: u64, len: u64) -> usize {
+    let mut iter = vmm_gpt_iter_t {
+        vgi_gpt: ptr::null_mut(),
+        vgi_addr: 0,
+        vgi_end: 0,
+        vgi_current: 0,
+        vgi_entries: [ptr::null_mut(); MAX_GPT_LEVEL],
+    };
+    let mut entry = vmm_gpt_iter_entry_t { vgie_gpa: 0, vgie_ptep: ptr::null_mut() };
+    // The same check, under this function's name.
+    check_range(c"vmm_gpt_unmap_region", addr, len);
+    iter_init(&mut iter, gpt_ptr, gpt, addr, len);
+    let mut unmapped = 0;
+    while iter_next(&mut iter, &mut entry) {
+        // SAFETY: the iterator yields entries of live leaf tables.
+        let old = pte::take(unsafe { pte::from_ptr(entry.vgie_ptep) });
+        if pte::is_present(old) {
+            unmapped += 1;
+        }
+    }
+    unmapped
+}
