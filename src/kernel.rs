@@ -14,11 +14,24 @@ pub const KM_SLEEP: c_int = 0;
 /// `CE_WARN` severity for `cmn_err`.
 pub const CE_WARN: c_int = 2;
 
-/// The kernel's `struct as`; only its first field, the HAT, is used.
+/// The head of the kernel's `struct as` (`<vm/as.h>`), as far as `a_hat`,
+/// the only field used.  On amd64 `kmutex_t` is one pointer and
+/// `kcondvar_t` one `ushort_t`, so `a_hat` sits at offset 16, not 0.
 #[repr(C)]
 pub struct KernelAs {
+    /// `kmutex_t a_contents`
+    pub a_contents: *mut c_void,
+    /// `uchar_t a_flags`
+    pub a_flags: u8,
+    /// `uchar_t a_vbits`
+    pub a_vbits: u8,
+    /// `kcondvar_t a_cv`
+    pub a_cv: u16,
+    /// `struct hat *a_hat`
     pub a_hat: *mut c_void,
 }
+
+const _: () = assert!(core::mem::offset_of!(KernelAs, a_hat) == 16);
 
 extern "C" {
     /// `void *kmem_zalloc(size_t, int)`: zeroed memory; with `KM_SLEEP`

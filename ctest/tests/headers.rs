@@ -1,0 +1,139 @@
+//! The checked-in headers are what cbindgen makes of the Rust definitions.
+//!
+//! Building the library (which `cargo test` does before this test runs)
+//! regenerates `include/sys/*.h` from `src/` through build.rs, rewriting a
+//! file only when its contents change.  So if the checked-in copy was stale,
+//! the build has just changed the work tree: this test fails when the work
+//! tree's headers differ from git's index (commit or `git add` the
+//! regenerated headers to fix it), and checks that the headers say what
+//! illumos' say.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn header(name: &str) -> String {
+    let path = root().join("include/sys").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn headers_match_git_index() {
+    let root = root();
+    let inside = Command::new("git")
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .current_dir(&root)
+        .output();
+    match inside {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            eprintln!("not a git checkout: freshness against git not checked");
+            return;
+        }
+    }
+    let out = Command::new("git")
+        .args(["diff", "--stat", "--exit-code", "--", "include/"])
+        .current_dir(&root)
+        .output()
+        .expect("git diff");
+    assert!(
+        out.status.success(),
+        "include/ differs from git's index: the checked-in headers are stale \
+         (cargo build regenerated them); review and commit them:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn vmm_gpt_h_has_the_illumos_shape() {
+    let h = header("vmm_gpt.h");
+    for needle in [
+        "#ifndef _VMM_GPT_H",
+        "#define _VMM_GPT_H",
+        "#include <sys/types.h>",
+        "struct vmm_pte_impl;",
+        "typedef enum vmm_gpt_node_level vmm_gpt_node_level_t;",
+        "typedef struct vmm_gpt vmm_gpt_t;",
+        "typedef uint64_t vmm_gpt_entry_t;",
+        "typedef struct vmm_gpt_iter vmm_gpt_iter_t;",
+        "typedef struct vmm_gpt_iter_entry vmm_gpt_iter_entry_t;",
+        "vmm_gpt_entry_t *vgi_entries[MAX_GPT_LEVEL];",
+        "bool vmm_gpt_init(const struct vmm_pte_impl *",
+    ] {
+        assert!(h.contains(needle), "vmm_gpt.h lacks `{needle}`:\n{h}");
+    }
+    // Exactly one include, and none of the kernel's types redefined.
+    assert_eq!(h.matches("#include").count(), 1, "{h}");
+    for typ in ["pfn_t;", "uint_t;", " bool;", "size_t;"] {
+        assert!(!h.contains(&format!("typedef unsigned long {typ}")), "{h}");
+        assert!(!h.contains(&format!("typedef unsigned int {typ}")), "{h}");
+    }
+    // The 19 prototypes, in illumos' order, and nothing else exported.
+    let protos: Vec<&str> = h
+        .lines()
+        .filter(|l| l.contains('(') && l.ends_with(");"))
+        .collect();
+    let names: Vec<&str> = protos
+        .iter()
+        .map(|l| {
+            let name = l.split('(').next().unwrap();
+            name.rsplit(|c: char| c == ' ' || c == '*').next().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "vmm_gpt_init",
+            "vmm_gpt_fini",
+            "vmm_gpt_alloc",
+            "vmm_gpt_free",
+            "vmm_gpt_walk",
+            "vmm_gpt_iter_init",
+            "vmm_gpt_iter_next",
+            "vmm_gpt_populate_region",
+            "vmm_gpt_map_at",
+            "vmm_gpt_vacate_region",
+            "vmm_gpt_unmap",
+            "vmm_gpt_unmap_region",
+            "vmm_gpt_get_pmtp",
+            "vmm_gpte_is_mapped",
+            "vmm_gpte_reset_accessed",
+            "vmm_gpte_reset_dirty",
+            "vmm_gpte_query_accessed",
+            "vmm_gpte_query_dirty",
+            "vmm_gpt_can_track_dirty",
+        ]
+    );
+}
+
+#[test]
+fn vmm_gpt_impl_h_has_the_illumos_shape() {
+    let h = header("vmm_gpt_impl.h");
+    let includes: Vec<&str> = h.lines().filter(|l| l.starts_with("#include")).collect();
+    assert_eq!(
+        includes,
+        [
+            "#include <sys/types.h>",
+            "#include <sys/mach_mmu.h>",
+            "#include <sys/mman.h>",
+            "#include <sys/x86_archext.h>",
+            "#include <vm/hat_pte.h>",
+        ]
+    );
+    for needle in [
+        "#ifndef _VMM_GPT_IMPL_H",
+        "typedef struct vmm_pte_impl vmm_pte_impl_t;",
+        "uint64_t (*vpi_map_table)(pfn_t);",
+        "uint64_t (*vpi_map_page)(pfn_t, uint_t, uint8_t);",
+        "bool (*vpi_pte_parse)(uint64_t, pfn_t*, uint_t*);",
+        "uint64_t vpi_bit_accessed;",
+        "uint64_t vpi_bit_dirty;",
+        "uint64_t (*vpi_get_pmtp)(pfn_t, bool);",
+        "bool (*vpi_hw_ad_supported)(void);",
+    ] {
+        assert!(h.contains(needle), "vmm_gpt_impl.h lacks `{needle}`:\n{h}");
+    }
+}

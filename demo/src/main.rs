@@ -1,0 +1,330 @@
+//! The project's main job: a bhyve-like guest-memory lifecycle driven
+//! through the library, inside the userland kernel stand-in
+//! (`ctest/c/kernel.c`), for the Intel EPT and AMD nested-paging formats.
+//!
+//! For each format it does what illumos' `vmm_vm.c` does over a guest's
+//! life: map the guest's RAM and MMIO regions (populate), fault every RAM
+//! page and the device pages in (walk + `map_at`, or iterate + `map_at`),
+//! run a few dirty-tracking rounds while "hardware" dirties random pages,
+//! then unmap and vacate every region and free the GPT.  Every step is
+//! checked (the counts must add up) and timed, and a short report is
+//! printed: tables per level, pages mapped, kernel memory, time per phase.
+//!
+//! Usage: `vmm-gpt-demo [--ram-gib N] [--rounds N] [--format ept|rvi|both]`
+//! (defaults: 4 GiB of RAM, 3 rounds, both formats).
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t, LEVEL1};
+use vmm_gpt::abi_impl::vmm_pte_impl;
+use vmm_gpt::ffi::*;
+
+/// The kernel stand-in's allocation accounting (`ctest/c/ktest.h`).
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct KmemStats {
+    live_allocs: u64,
+    live_bytes: u64,
+    live_pages: u64,
+    total_allocs: u64,
+    total_frees: u64,
+}
+
+extern "C" {
+    static ept_pte_impl: vmm_pte_impl;
+    static rvi_pte_impl: vmm_pte_impl;
+    fn ktest_kmem_stats(ks: *mut KmemStats);
+}
+
+fn kmem() -> KmemStats {
+    let mut ks = KmemStats::default();
+    // SAFETY: the stand-in fills the struct, whose layout mirrors ktest.h.
+    unsafe { ktest_kmem_stats(&mut ks) };
+    ks
+}
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const PAGE: u64 = 4 * KIB;
+const PROT_RWX: u32 = 7;
+const PROT_RW: u32 = 3;
+const MTRR_WB: u8 = 6;
+const MTRR_UC: u8 = 0;
+
+/// A guest-physical region, as vmspace maps one.
+#[derive(Clone, Copy)]
+struct Region {
+    name: &'static str,
+    gpa: u64,
+    len: u64,
+    mmio: bool,
+}
+
+/// A bhyve-like layout: low RAM below the 32-bit PCI hole, high RAM above
+/// 4 GiB, a framebuffer BAR, and a few device pages up in the hole.
+fn layout(ram: u64) -> Vec<Region> {
+    let low = ram.min(3 * GIB);
+    let mut v = vec![Region { name: "lowmem", gpa: 0, len: low, mmio: false }];
+    if ram > low {
+        v.push(Region { name: "highmem", gpa: 4 * GIB, len: ram - low, mmio: false });
+    }
+    v.push(Region { name: "framebuffer", gpa: 0xc000_0000, len: 16 * MIB, mmio: true });
+    v.push(Region { name: "ioapic", gpa: 0xfec0_0000, len: PAGE, mmio: true });
+    v.push(Region { name: "hpet", gpa: 0xfed0_0000, len: PAGE, mmio: true });
+    v.push(Region { name: "bootrom", gpa: 0xffe0_0000, len: 2 * MIB, mmio: true });
+    v
+}
+
+/// A small deterministic generator (xorshift64*), for reproducible runs.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+struct Phase {
+    name: String,
+    time: Duration,
+    units: u64,
+}
+
+struct Report {
+    format: &'static str,
+    phases: Vec<Phase>,
+    tables: [usize; 4],
+    mapped: u64,
+    peak_bytes: u64,
+    dirty_found: u64,
+    dirty_set: u64,
+}
+
+fn timed<T>(phases: &mut Vec<Phase>, name: &str, units: u64, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let r = f();
+    phases.push(Phase { name: name.to_string(), time: t.elapsed(), units });
+    r
+}
+
+/// Counts the distinct tables at each level that the populated regions use,
+/// by walking the hardware tables once per 2 MiB.
+fn count_tables(gpt: *mut vmm_gpt_t, regions: &[Region]) -> [usize; 4] {
+    let mut seen: [HashSet<usize>; 4] = Default::default();
+    for r in regions {
+        let mut gpa = r.gpa & !(2 * MIB - 1);
+        while gpa < r.gpa + r.len {
+            let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
+            // SAFETY: a live GPT and a 4-entry array.
+            unsafe { vmm_gpt_walk(gpt, gpa, entries.as_mut_ptr(), LEVEL1) };
+            for (lvl, e) in entries.iter().enumerate() {
+                if !e.is_null() {
+                    seen[lvl].insert(*e as usize & !0xfff);
+                }
+            }
+            gpa += 2 * MIB;
+        }
+    }
+    [seen[0].len(), seen[1].len(), seen[2].len(), seen[3].len()]
+}
+
+/// Iterates `[gpa, gpa + len)`, calling `f` on every leaf entry.
+fn for_each_leaf(gpt: *mut vmm_gpt_t, gpa: u64, len: u64, mut f: impl FnMut(u64, *mut u64)) {
+    // SAFETY: zeroed is a valid state for init to overwrite.
+    let mut it: vmm_gpt_iter_t = unsafe { std::mem::zeroed() };
+    let mut e = vmm_gpt_iter_entry_t { vgie_gpa: 0, vgie_ptep: std::ptr::null_mut() };
+    // SAFETY: a live GPT, our iterator and entry.
+    unsafe {
+        vmm_gpt_iter_init(&mut it, gpt, gpa, len);
+        while vmm_gpt_iter_next(&mut it, &mut e) {
+            f(e.vgie_gpa, e.vgie_ptep);
+        }
+    }
+}
+
+fn run(format: &'static str, imp: &'static vmm_pte_impl, ram: u64, rounds: u32) -> Result<Report, String> {
+    let base = kmem();
+    // SAFETY: a format from the stand-in; none is installed now.
+    if !unsafe { vmm_gpt_init(imp) } {
+        return Err(format!("{format}: vmm_gpt_init refused the format"));
+    }
+    let regions = layout(ram);
+    let mut phases = Vec::new();
+    let gpt = timed(&mut phases, "alloc", 1, vmm_gpt_alloc);
+
+    let total: u64 = regions.iter().map(|r| r.len / PAGE).sum();
+    timed(&mut phases, "populate regions", total, || {
+        for r in &regions {
+            // SAFETY: a live GPT; regions are page-aligned and disjoint.
+            unsafe { vmm_gpt_populate_region(gpt, r.gpa, r.len) };
+        }
+    });
+
+    // Fault RAM in as vmspace_populate does (iterate + map_at), device pages
+    // one by one as faults do (walk + is_mapped + map_at).
+    let mut next_pfn: u64 = 0x10_0000;
+    let mut mapped = 0u64;
+    let ram_pages: u64 = regions.iter().filter(|r| !r.mmio).map(|r| r.len / PAGE).sum();
+    timed(&mut phases, "fault in RAM (iterate + map_at)", ram_pages, || {
+        for r in regions.iter().filter(|r| !r.mmio) {
+            for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
+                // SAFETY: a leaf entry of the GPT.
+                if unsafe { vmm_gpt_map_at(gpt, ptep, next_pfn, PROT_RWX, MTRR_WB) } {
+                    mapped += 1;
+                }
+                next_pfn += 1;
+            });
+        }
+    });
+    let mmio_pages: u64 = regions.iter().filter(|r| r.mmio).map(|r| r.len / PAGE).sum();
+    timed(&mut phases, "fault in MMIO (walk + map_at)", mmio_pages, || {
+        for r in regions.iter().filter(|r| r.mmio) {
+            let mut gpa = r.gpa;
+            while gpa < r.gpa + r.len {
+                let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
+                // SAFETY: a live GPT, a 4-entry array; the leaf exists
+                // because the region is populated.
+                unsafe {
+                    vmm_gpt_walk(gpt, gpa, entries.as_mut_ptr(), LEVEL1);
+                    let leaf = entries[3];
+                    if !vmm_gpte_is_mapped(leaf, std::ptr::null_mut(), std::ptr::null_mut())
+                        && vmm_gpt_map_at(gpt, leaf, 0xfe_0000 + (gpa >> 12), PROT_RW, MTRR_UC)
+                    {
+                        mapped += 1;
+                    }
+                }
+                gpa += PAGE;
+            }
+        }
+    });
+    if mapped != ram_pages + mmio_pages {
+        return Err(format!("{format}: mapped {mapped} pages, expected {}", ram_pages + mmio_pages));
+    }
+    let tables = count_tables(gpt, &regions);
+    let peak_bytes = kmem().live_bytes - base.live_bytes;
+
+    // Dirty tracking: the "hardware" dirties random RAM pages, then
+    // vmspace_bits_operate-style passes find and clear them.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut dirty_set, mut dirty_found) = (0u64, 0u64);
+    let dirty_bit = imp.vpi_bit_dirty | imp.vpi_bit_accessed;
+    for round in 1..=rounds {
+        let mut set = HashSet::new();
+        for _ in 0..(ram_pages / 16).max(1) {
+            let r = &regions[(rng.next() % 2) as usize % regions.iter().filter(|r| !r.mmio).count()];
+            let gpa = r.gpa + (rng.next() % (r.len / PAGE)) * PAGE;
+            let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
+            // SAFETY: a live GPT; the entry is a mapped leaf, dirtied with
+            // an atomic OR as the MMU does.
+            unsafe {
+                vmm_gpt_walk(gpt, gpa, entries.as_mut_ptr(), LEVEL1);
+                std::sync::atomic::AtomicU64::from_ptr(entries[3])
+                    .fetch_or(dirty_bit, std::sync::atomic::Ordering::SeqCst);
+            }
+            set.insert(gpa);
+        }
+        dirty_set += set.len() as u64;
+        let mut found = 0u64;
+        timed(&mut phases, &format!("dirty round {round}: scan + reset"), ram_pages, || {
+            for r in regions.iter().filter(|r| !r.mmio) {
+                for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
+                    // SAFETY: a leaf entry of the GPT.
+                    if unsafe { vmm_gpte_query_dirty(ptep) && vmm_gpte_reset_dirty(ptep, false) } {
+                        found += 1;
+                    }
+                });
+            }
+        });
+        if found != set.len() as u64 {
+            return Err(format!("{format}: round {round}: dirtied {} pages, found {found}", set.len()));
+        }
+        dirty_found += found;
+    }
+
+    let unmapped = timed(&mut phases, "unmap + vacate regions", total, || {
+        let mut n = 0;
+        for r in &regions {
+            // SAFETY: a live GPT; exactly the populated regions.
+            unsafe {
+                n += vmm_gpt_unmap_region(gpt, r.gpa, r.len) as u64;
+                vmm_gpt_vacate_region(gpt, r.gpa, r.len);
+            }
+        }
+        n
+    });
+    if unmapped != mapped {
+        return Err(format!("{format}: unmapped {unmapped} pages, mapped {mapped}"));
+    }
+    // SAFETY: the GPT is not used afterwards.
+    timed(&mut phases, "free", 1, || unsafe { vmm_gpt_free(gpt) });
+    vmm_gpt_fini();
+    let left = kmem().live_allocs - base.live_allocs;
+    if left != 0 {
+        return Err(format!("{format}: {left} kernel allocations leaked"));
+    }
+    Ok(Report { format, phases, tables, mapped, peak_bytes, dirty_found, dirty_set })
+}
+
+fn print(r: &Report, ram: u64) {
+    println!("== {} ({} GiB of RAM) ==", r.format, ram / GIB);
+    println!(
+        "tables: LEVEL4 {}, LEVEL3 {}, LEVEL2 {}, LEVEL1 {}; pages mapped {}",
+        r.tables[0], r.tables[1], r.tables[2], r.tables[3], r.mapped
+    );
+    println!(
+        "kernel memory: {} KiB ({:.1} KiB per GiB mapped); dirty pages set {}, found {}",
+        r.peak_bytes / KIB,
+        r.peak_bytes as f64 / KIB as f64 / (r.mapped * PAGE) as f64 * GIB as f64,
+        r.dirty_set,
+        r.dirty_found
+    );
+    println!("{:<36} {:>12} {:>12}", "phase", "time", "ns/page");
+    for p in &r.phases {
+        println!(
+            "{:<36} {:>10.3}ms {:>12.1}",
+            p.name,
+            p.time.as_secs_f64() * 1e3,
+            p.time.as_nanos() as f64 / p.units.max(1) as f64
+        );
+    }
+    println!();
+}
+
+fn main() -> ExitCode {
+    let mut ram = 4 * GIB;
+    let mut rounds = 3;
+    let mut formats = vec!["ept", "rvi"];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let val = args.get(i + 1);
+        match (args[i].as_str(), val) {
+            ("--ram-gib", Some(v)) => ram = v.parse::<u64>().unwrap_or(4).max(1) * GIB,
+            ("--rounds", Some(v)) => rounds = v.parse().unwrap_or(3),
+            ("--format", Some(v)) if v == "both" => {}
+            ("--format", Some(v)) if v == "ept" || v == "rvi" => formats = vec![if v == "ept" { "ept" } else { "rvi" }],
+            _ => {
+                eprintln!("usage: vmm-gpt-demo [--ram-gib N] [--rounds N] [--format ept|rvi|both]");
+                return ExitCode::from(2);
+            }
+        }
+        i += 2;
+    }
+    for f in formats {
+        // SAFETY: the stand-in's formats are immutable statics.
+        let imp = unsafe { if f == "ept" { &ept_pte_impl } else { &rvi_pte_impl } };
+        match run(f, imp, ram, rounds) {
+            Ok(r) => print(&r, ram),
+            Err(e) => {
+                eprintln!("vmm-gpt-demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
