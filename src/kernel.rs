@@ -156,9 +156,12 @@ macro_rules! debug_verify {
 /// A C string literal from pieces known at compile time.
 macro_rules! concat_cstr {
     ($($s:expr),+ $(,)?) => {
-        match ::core::ffi::CStr::from_bytes_with_nul(concat!($($s),+, "\0").as_bytes()) {
-            Ok(s) => s,
-            Err(_) => unreachable!(),
+        // Evaluated at compile time: no runtime check, no panic path.
+        const {
+            match ::core::ffi::CStr::from_bytes_with_nul(concat!($($s),+, "\0").as_bytes()) {
+                Ok(s) => s,
+                Err(_) => panic!("not a C string"),
+            }
         }
     };
 }

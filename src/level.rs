@@ -4,8 +4,15 @@
 //! The tree has four levels of 512-entry tables.  An entry of a `LEVEL4`
 //! (root) table covers 512 GiB, of `LEVEL3` 1 GiB, of `LEVEL2` 2 MiB, of
 //! `LEVEL1` (leaf) 4 KiB, so the tree spans the 48-bit guest-physical space.
+//!
+//! Indices are typed so that they cannot be out of bounds: a [`Level`] is
+//! one of four values and an [`Idx`] is below 512 by construction.  Arrays
+//! indexed by them need no bounds checks, so no Rust panic path (and none
+//! of `core::fmt`) is compiled into the library.
 
-use crate::abi::{LEVEL1, LEVEL4};
+use core::ops::{Index, IndexMut};
+
+use crate::abi::MAX_GPT_LEVEL;
 
 /// Entries in one table (one 4 KiB page of 8-byte entries).
 pub const PTE_PER_TABLE: usize = 512;
@@ -18,52 +25,57 @@ pub const PAGEOFFSET: u64 = PAGESIZE as u64 - 1;
 /// The size of the guest-physical space the four levels span: 2^48.
 pub const GPA_SPACE_END: u64 = 1 << 48;
 
-/// A level of the tree, known to be one of `LEVEL4` (0) .. `LEVEL1` (3).
-///
-/// The raw C enum can hold any `int`; a `Level` is only made from a checked
-/// value, so indexing per-level arrays with it never goes out of bounds.
+/// A level of the tree.  The raw C enum can hold any `int`; a `Level` is
+/// only made from a checked value.
+#[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Level(u8);
+pub enum Level {
+    L4 = 0,
+    L3 = 1,
+    L2 = 2,
+    L1 = 3,
+}
 
 impl Level {
-    pub const L4: Level = Level(LEVEL4 as u8);
-    pub const L3: Level = Level(LEVEL4 as u8 + 1);
-    pub const L2: Level = Level(LEVEL4 as u8 + 2);
-    pub const L1: Level = Level(LEVEL1 as u8);
-
     /// The level for a raw C value, or `None` beyond `LEVEL1`.
     #[inline]
     pub const fn from_raw(raw: u32) -> Option<Level> {
-        if raw <= LEVEL1 {
-            Some(Level(raw as u8))
-        } else {
-            None
+        match raw {
+            0 => Some(Level::L4),
+            1 => Some(Level::L3),
+            2 => Some(Level::L2),
+            3 => Some(Level::L1),
+            _ => None,
         }
     }
 
-    /// The value as an index into per-level arrays (`entries[lvl]`).
+    /// The value as an index into per-level arrays (`entries[lvl]`).  The
+    /// mask changes nothing (a level is at most 3) and shows the compiler
+    /// that the index is in bounds.
     #[inline]
     pub const fn idx(self) -> usize {
-        self.0 as usize
+        (self as usize) & (MAX_GPT_LEVEL - 1)
     }
 
     /// The level below this one (towards the leaves), if any.
     #[inline]
     pub const fn down(self) -> Option<Level> {
-        if self.0 < LEVEL1 as u8 {
-            Some(Level(self.0 + 1))
-        } else {
-            None
+        match self {
+            Level::L4 => Some(Level::L3),
+            Level::L3 => Some(Level::L2),
+            Level::L2 => Some(Level::L1),
+            Level::L1 => None,
         }
     }
 
     /// The level above this one (towards the root), if any.
     #[inline]
     pub const fn up(self) -> Option<Level> {
-        if self.0 > LEVEL4 as u8 {
-            Some(Level(self.0 - 1))
-        } else {
-            None
+        match self {
+            Level::L4 => None,
+            Level::L3 => Some(Level::L4),
+            Level::L2 => Some(Level::L3),
+            Level::L1 => Some(Level::L2),
         }
     }
 
@@ -71,7 +83,7 @@ impl Level {
     #[inline]
     pub const fn shift(self) -> u32 {
         // LEVEL4: 39, LEVEL3: 30, LEVEL2: 21, LEVEL1: 12.
-        39 - 9 * self.0 as u32
+        39 - 9 * (self as u32)
     }
 
     /// Bytes of guest-physical space one entry at this level covers
@@ -92,28 +104,76 @@ impl Level {
     /// The index of the entry covering `gpa` in a table at this level
     /// (`vmm_gpt_lvl_index()`).
     #[inline]
-    pub const fn index(self, gpa: u64) -> usize {
-        ((gpa >> self.shift()) as usize) & MAX_NODE_IDX
-    }
-
-    /// Bytes of guest-physical space a whole table at this level covers.
-    #[inline]
-    pub const fn table_len(self) -> u64 {
-        // Only the root's span (2^48) does not fit the entry arithmetic
-        // of a level above it, and it still fits a u64.
-        self.entry_len() << 9
+    pub const fn index(self, gpa: u64) -> Idx {
+        Idx::wrap((gpa >> self.shift()) as usize)
     }
 }
 
 /// All levels from the root down.
 pub const LEVELS: [Level; 4] = [Level::L4, Level::L3, Level::L2, Level::L1];
 
+/// An index into a 512-entry table: always below 512.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Idx(usize);
+
+impl Idx {
+    /// The index `i mod 512`: the low 9 bits, as the hardware takes them.
+    #[inline]
+    pub const fn wrap(i: usize) -> Idx {
+        Idx(i & MAX_NODE_IDX)
+    }
+
+    /// The index as a number.
+    #[inline]
+    pub const fn get(self) -> usize {
+        self.0
+    }
+
+    /// All indices of a table, in order.
+    pub fn all() -> impl Iterator<Item = Idx> {
+        (0..PTE_PER_TABLE).map(Idx)
+    }
+
+    /// The indices from `first` to `last`, inclusive.
+    pub fn range(first: Idx, last: Idx) -> impl Iterator<Item = Idx> {
+        (first.0..=last.0).map(Idx)
+    }
+}
+
+impl<T> Index<Idx> for [T; PTE_PER_TABLE] {
+    type Output = T;
+    #[inline]
+    fn index(&self, i: Idx) -> &T {
+        // An Idx is below 512, so this never fails; `get` keeps the proof
+        // visible without unsafe code.
+        match self.get(i.0 & MAX_NODE_IDX) {
+            Some(v) => v,
+            None => unreachable_index(),
+        }
+    }
+}
+
+impl<T> IndexMut<Idx> for [T; PTE_PER_TABLE] {
+    #[inline]
+    fn index_mut(&mut self, i: Idx) -> &mut T {
+        match self.get_mut(i.0 & MAX_NODE_IDX) {
+            Some(v) => v,
+            None => unreachable_index(),
+        }
+    }
+}
+
+#[cold]
+fn unreachable_index() -> ! {
+    crate::kernel::fail(c"vmm_gpt", c"table index out of bounds")
+}
+
 /// The index of an entry in its table, from the entry's address: tables are
 /// page-aligned, so it is the offset in the page divided by the entry size
 /// (`vmm_gpt_ptep_index()`).
 #[inline]
-pub fn ptep_index(ptep: *const u64) -> usize {
-    (ptep as usize & (PAGESIZE - 1)) / core::mem::size_of::<u64>()
+pub fn ptep_index(ptep: *const u64) -> Idx {
+    Idx::wrap((ptep as usize & (PAGESIZE - 1)) / core::mem::size_of::<u64>())
 }
 
 /// Is `v` a multiple of the page size?

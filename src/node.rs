@@ -36,7 +36,7 @@ use core::ptr;
 
 use crate::abi::pfn_t;
 use crate::kernel::{self, verify, KM_SLEEP};
-use crate::level::{PAGESIZE, PTE_PER_TABLE};
+use crate::level::{Idx, PAGESIZE, PTE_PER_TABLE};
 use crate::pte::{self, Pte};
 
 /// A hardware page table: 512 entries in one page.
@@ -99,7 +99,7 @@ impl TablePage {
     }
 
     /// Entry `i` of the table.
-    pub fn entry(&self, i: usize) -> &Pte {
+    pub fn entry(&self, i: Idx) -> &Pte {
         &self.table().entries[i]
     }
 
@@ -214,7 +214,7 @@ impl NewDir for L2Dir {
 
 impl<C: NewDir> Dir<C> {
     /// The child directory at index `i`, if present.
-    pub fn child(&mut self, i: usize) -> Option<&mut C> {
+    pub fn child(&mut self, i: Idx) -> Option<&mut C> {
         // SAFETY: a non-null child pointer is a live directory that this
         // directory exclusively owns; `&mut self` makes the borrow unique.
         unsafe { self.children[i].as_mut() }
@@ -222,7 +222,7 @@ impl<C: NewDir> Dir<C> {
 
     /// The child directory at index `i`, created and linked (the parent's
     /// entry written with the format's `map_table`) if it was missing.
-    pub fn child_or_create(&mut self, i: usize) -> &mut C {
+    pub fn child_or_create(&mut self, i: Idx) -> &mut C {
         if self.children[i].is_null() {
             let child = C::alloc();
             // SAFETY: just allocated, exclusively ours.
@@ -238,7 +238,7 @@ impl<C: NewDir> Dir<C> {
 
     /// Unlinks and frees the child at index `i`, which must be present and
     /// empty.
-    pub fn remove_child(&mut self, i: usize) {
+    pub fn remove_child(&mut self, i: Idx) {
         let child = self.children[i];
         verify!(c"vmm_gpt_node_remove", !child.is_null());
         pte::store(self.page.entry(i), 0);
@@ -251,7 +251,7 @@ impl<C: NewDir> Dir<C> {
 
     /// Unlinks and hands out every child, for tearing the tree down.
     pub fn drain_children(&mut self, mut f: impl FnMut(*mut C)) {
-        for i in 0..PTE_PER_TABLE {
+        for i in Idx::all() {
             let child = self.children[i];
             if !child.is_null() {
                 pte::store(self.page.entry(i), 0);
@@ -265,31 +265,31 @@ impl<C: NewDir> Dir<C> {
 
 impl L2Dir {
     /// Is the leaf table at index `i` present?
-    pub fn has_leaf(&self, i: usize) -> bool {
+    pub fn has_leaf(&self, i: Idx) -> bool {
         !self.leaves[i].is_null()
     }
 
     /// The leaf table at index `i`, if present.
-    pub fn leaf(&self, i: usize) -> Option<&Table> {
+    pub fn leaf(&self, i: Idx) -> Option<&Table> {
         // SAFETY: a non-null leaf pointer is a live table this directory
         // owns; entries are atomics, so shared access is sound.
         unsafe { self.leaves[i].as_ref() }
     }
 
     /// The reference count of the leaf table at index `i`.
-    pub fn leaf_refs(&self, i: usize) -> u32 {
+    pub fn leaf_refs(&self, i: Idx) -> u32 {
         u32::from(self.leaf_refs[i])
     }
 
     /// Sets the reference count of the (present) leaf table at index `i`;
     /// the caller has checked that `refs <= 512`.
-    pub fn set_leaf_refs(&mut self, i: usize, refs: u32) {
+    pub fn set_leaf_refs(&mut self, i: Idx, refs: u32) {
         verify!(c"vmm_gpt_node", refs as usize <= PTE_PER_TABLE);
         self.leaf_refs[i] = refs as u16;
     }
 
     /// Creates and links the leaf table at index `i` if it is missing.
-    pub fn leaf_or_create(&mut self, i: usize) {
+    pub fn leaf_or_create(&mut self, i: Idx) {
         if self.leaves[i].is_null() {
             let page = TablePage::alloc();
             self.leaves[i] = page.table;
@@ -299,7 +299,7 @@ impl L2Dir {
     }
 
     /// Unlinks and frees the leaf table at index `i`, which must be present.
-    pub fn remove_leaf(&mut self, i: usize) {
+    pub fn remove_leaf(&mut self, i: Idx) {
         let table = self.leaves[i];
         verify!(c"vmm_gpt_node_remove", !table.is_null());
         pte::store(self.page.entry(i), 0);
@@ -313,7 +313,7 @@ impl L2Dir {
 
     /// Unlinks and frees every leaf table, for tearing the tree down.
     pub fn drain_leaves(&mut self) {
-        for i in 0..PTE_PER_TABLE {
+        for i in Idx::all() {
             if self.has_leaf(i) {
                 self.remove_leaf(i);
             }
@@ -338,11 +338,18 @@ impl Gpt {
     pub fn alloc() -> *mut Gpt {
         let root = L4Dir::alloc();
         // SAFETY: `root` is a fresh directory we own.
-        let (root_table, root_pfn) = unsafe { ((*root).page.table as *const Table, (*root).page.pfn) };
+        let (root_table, root_pfn) =
+            unsafe { ((*root).page.table as *const Table, (*root).page.pfn) };
         // SAFETY: any bytes are overwritten right away.
         let gpt = unsafe { kzalloc::<Gpt>() };
         // SAFETY: `gpt` is a fresh allocation we own; `write` drops nothing.
-        unsafe { gpt.write(Gpt { root, root_table, root_pfn }) };
+        unsafe {
+            gpt.write(Gpt {
+                root,
+                root_table,
+                root_pfn,
+            })
+        };
         gpt
     }
 

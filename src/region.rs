@@ -15,7 +15,7 @@
 use core::ffi::CStr;
 
 use crate::kernel::{self, debug_verify};
-use crate::level::{page_aligned, Level, GPA_SPACE_END, PAGEOFFSET, PTE_PER_TABLE};
+use crate::level::{page_aligned, Idx, Level, GPA_SPACE_END, PAGEOFFSET, PTE_PER_TABLE};
 use crate::node::{Directory, Gpt};
 use crate::pte;
 
@@ -23,7 +23,7 @@ use crate::pte;
 /// range inside it, `[start, end)`.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
-    index: usize,
+    index: Idx,
     start: u64,
     end: u64,
 }
@@ -35,8 +35,8 @@ fn slots(level: Level, base: u64, start: u64, end: u64) -> impl Iterator<Item = 
     let len = level.entry_len();
     let first = level.index(start);
     let last = level.index(end - 1);
-    (first..=last).map(move |index| {
-        let slot_base = base + index as u64 * len;
+    Idx::range(first, last).map(move |index| {
+        let slot_base = base + index.get() as u64 * len;
         Slot {
             index,
             start: start.max(slot_base),
@@ -138,10 +138,14 @@ pub unsafe fn vacate(gpt: &Gpt, addr: u64, len: u64) {
     // SAFETY: the caller's promise.
     let root = unsafe { gpt.root_mut() };
     for s4 in slots(Level::L4, 0, addr, end) {
-        let Some(l3) = root.child(s4.index) else { continue };
+        let Some(l3) = root.child(s4.index) else {
+            continue;
+        };
         let base3 = child_base(Level::L4, &s4);
         for s3 in slots(Level::L3, base3, s4.start, s4.end) {
-            let Some(l2) = l3.child(s3.index) else { continue };
+            let Some(l2) = l3.child(s3.index) else {
+                continue;
+            };
             let base2 = child_base(Level::L3, &s3);
             for s2 in slots(Level::L2, base2, s3.start, s3.end) {
                 if !l2.has_leaf(s2.index) {

@@ -60,7 +60,7 @@ pub fn walk(gpt: &Gpt, gpa: u64, entries: &mut Entries, depth: u32) -> u64 {
         }
         // SAFETY: `table` is a live table page (the root, or one a present
         // entry links), and the index is below 512.
-        let ep = unsafe { table.add(lvl.index(gpa)) };
+        let ep = unsafe { table.add(lvl.index(gpa).get()) };
         entries[lvl.idx()] = ep;
         mask = lvl.mask();
         if lvl == depth {
@@ -91,7 +91,7 @@ fn walk_advance(gpa: u64, entries: &mut Entries, depth: Level) -> u64 {
         if !ep.is_null() {
             let index = ptep_index(ep);
             debug_verify!(FUNC, l.index(gpa) == index);
-            if index != MAX_NODE_IDX {
+            if index.get() != MAX_NODE_IDX {
                 gpa = (gpa & l.mask()).wrapping_add(l.entry_len());
                 // SAFETY: the next entry of the same table (index < 511).
                 entries[l.idx()] = unsafe { ep.add(1) };
@@ -111,12 +111,16 @@ fn walk_advance(gpa: u64, entries: &mut Entries, depth: Level) -> u64 {
     let mut pte_val = pte::load(unsafe { pte::from_ptr(entries[at.idx()]) });
     let mut lvl = at.down();
     while let Some(l) = lvl {
-        let table = if l > depth { ptr::null_mut() } else { next_table(pte_val) };
+        let table = if l > depth {
+            ptr::null_mut()
+        } else {
+            next_table(pte_val)
+        };
         if table.is_null() {
             entries[l.idx()] = ptr::null_mut();
         } else {
             // SAFETY: a table a present entry links, index below 512.
-            let ep = unsafe { table.add(l.index(gpa)) };
+            let ep = unsafe { table.add(l.index(gpa).get()) };
             entries[l.idx()] = ep;
             // SAFETY: `ep` points at an entry of a live table.
             pte_val = pte::load(unsafe { pte::from_ptr(ep) });
@@ -128,7 +132,13 @@ fn walk_advance(gpa: u64, entries: &mut Entries, depth: Level) -> u64 {
 
 /// `vmm_gpt_iter_init()`: iteration over the leaf entries of
 /// `[addr, addr + len)`, which must be page-aligned and not wrap.
-pub fn iter_init(iter: &mut vmm_gpt_iter_t, gpt_ptr: *mut vmm_gpt_t, gpt: &Gpt, addr: u64, len: u64) {
+pub fn iter_init(
+    iter: &mut vmm_gpt_iter_t,
+    gpt_ptr: *mut vmm_gpt_t,
+    gpt: &Gpt,
+    addr: u64,
+    len: u64,
+) {
     let end = check_range(c"vmm_gpt_iter_init", addr, len);
     iter.vgi_gpt = gpt_ptr;
     iter.vgi_addr = addr;
@@ -176,7 +186,10 @@ pub fn unmap_region(gpt_ptr: *mut vmm_gpt_t, gpt: &Gpt, addr: u64, len: u64) -> 
         vgi_current: 0,
         vgi_entries: [ptr::null_mut(); MAX_GPT_LEVEL],
     };
-    let mut entry = vmm_gpt_iter_entry_t { vgie_gpa: 0, vgie_ptep: ptr::null_mut() };
+    let mut entry = vmm_gpt_iter_entry_t {
+        vgie_gpa: 0,
+        vgie_ptep: ptr::null_mut(),
+    };
     // The same check, under this function's name.
     check_range(c"vmm_gpt_unmap_region", addr, len);
     iter_init(&mut iter, gpt_ptr, gpt, addr, len);
