@@ -67,14 +67,44 @@ struct Region {
 /// 4 GiB, a framebuffer BAR, and a few device pages up in the hole.
 fn layout(ram: u64) -> Vec<Region> {
     let low = ram.min(3 * GIB);
-    let mut v = vec![Region { name: "lowmem", gpa: 0, len: low, mmio: false }];
+    let mut v = vec![Region {
+        name: "lowmem",
+        gpa: 0,
+        len: low,
+        mmio: false,
+    }];
     if ram > low {
-        v.push(Region { name: "highmem", gpa: 4 * GIB, len: ram - low, mmio: false });
+        v.push(Region {
+            name: "highmem",
+            gpa: 4 * GIB,
+            len: ram - low,
+            mmio: false,
+        });
     }
-    v.push(Region { name: "framebuffer", gpa: 0xc000_0000, len: 16 * MIB, mmio: true });
-    v.push(Region { name: "ioapic", gpa: 0xfec0_0000, len: PAGE, mmio: true });
-    v.push(Region { name: "hpet", gpa: 0xfed0_0000, len: PAGE, mmio: true });
-    v.push(Region { name: "bootrom", gpa: 0xffe0_0000, len: 2 * MIB, mmio: true });
+    v.push(Region {
+        name: "framebuffer",
+        gpa: 0xc000_0000,
+        len: 16 * MIB,
+        mmio: true,
+    });
+    v.push(Region {
+        name: "ioapic",
+        gpa: 0xfec0_0000,
+        len: PAGE,
+        mmio: true,
+    });
+    v.push(Region {
+        name: "hpet",
+        gpa: 0xfed0_0000,
+        len: PAGE,
+        mmio: true,
+    });
+    v.push(Region {
+        name: "bootrom",
+        gpa: 0xffe0_0000,
+        len: 2 * MIB,
+        mmio: true,
+    });
     v
 }
 
@@ -108,7 +138,11 @@ struct Report {
 fn timed<T>(phases: &mut Vec<Phase>, name: &str, units: u64, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let r = f();
-    phases.push(Phase { name: name.to_string(), time: t.elapsed(), units });
+    phases.push(Phase {
+        name: name.to_string(),
+        time: t.elapsed(),
+        units,
+    });
     r
 }
 
@@ -137,7 +171,10 @@ fn count_tables(gpt: *mut vmm_gpt_t, regions: &[Region]) -> [usize; 4] {
 fn for_each_leaf(gpt: *mut vmm_gpt_t, gpa: u64, len: u64, mut f: impl FnMut(u64, *mut u64)) {
     // SAFETY: zeroed is a valid state for init to overwrite.
     let mut it: vmm_gpt_iter_t = unsafe { std::mem::zeroed() };
-    let mut e = vmm_gpt_iter_entry_t { vgie_gpa: 0, vgie_ptep: std::ptr::null_mut() };
+    let mut e = vmm_gpt_iter_entry_t {
+        vgie_gpa: 0,
+        vgie_ptep: std::ptr::null_mut(),
+    };
     // SAFETY: a live GPT, our iterator and entry.
     unsafe {
         vmm_gpt_iter_init(&mut it, gpt, gpa, len);
@@ -147,7 +184,12 @@ fn for_each_leaf(gpt: *mut vmm_gpt_t, gpa: u64, len: u64, mut f: impl FnMut(u64,
     }
 }
 
-fn run(format: &'static str, imp: &'static vmm_pte_impl, ram: u64, rounds: u32) -> Result<Report, String> {
+fn run(
+    format: &'static str,
+    imp: &'static vmm_pte_impl,
+    ram: u64,
+    rounds: u32,
+) -> Result<Report, String> {
     let base = kmem();
     // SAFETY: a format from the stand-in; none is installed now.
     if !unsafe { vmm_gpt_init(imp) } {
@@ -155,7 +197,7 @@ fn run(format: &'static str, imp: &'static vmm_pte_impl, ram: u64, rounds: u32) 
     }
     let regions = layout(ram);
     let mut phases = Vec::new();
-    let gpt = timed(&mut phases, "alloc", 1, vmm_gpt_alloc);
+    let gpt = timed(&mut phases, "alloc", 1, || vmm_gpt_alloc());
 
     let total: u64 = regions.iter().map(|r| r.len / PAGE).sum();
     timed(&mut phases, "populate regions", total, || {
@@ -169,41 +211,62 @@ fn run(format: &'static str, imp: &'static vmm_pte_impl, ram: u64, rounds: u32) 
     // one by one as faults do (walk + is_mapped + map_at).
     let mut next_pfn: u64 = 0x10_0000;
     let mut mapped = 0u64;
-    let ram_pages: u64 = regions.iter().filter(|r| !r.mmio).map(|r| r.len / PAGE).sum();
-    timed(&mut phases, "fault in RAM (iterate + map_at)", ram_pages, || {
-        for r in regions.iter().filter(|r| !r.mmio) {
-            for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
-                // SAFETY: a leaf entry of the GPT.
-                if unsafe { vmm_gpt_map_at(gpt, ptep, next_pfn, PROT_RWX, MTRR_WB) } {
-                    mapped += 1;
-                }
-                next_pfn += 1;
-            });
-        }
-    });
-    let mmio_pages: u64 = regions.iter().filter(|r| r.mmio).map(|r| r.len / PAGE).sum();
-    timed(&mut phases, "fault in MMIO (walk + map_at)", mmio_pages, || {
-        for r in regions.iter().filter(|r| r.mmio) {
-            let mut gpa = r.gpa;
-            while gpa < r.gpa + r.len {
-                let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
-                // SAFETY: a live GPT, a 4-entry array; the leaf exists
-                // because the region is populated.
-                unsafe {
-                    vmm_gpt_walk(gpt, gpa, entries.as_mut_ptr(), LEVEL1);
-                    let leaf = entries[3];
-                    if !vmm_gpte_is_mapped(leaf, std::ptr::null_mut(), std::ptr::null_mut())
-                        && vmm_gpt_map_at(gpt, leaf, 0xfe_0000 + (gpa >> 12), PROT_RW, MTRR_UC)
-                    {
+    let ram_pages: u64 = regions
+        .iter()
+        .filter(|r| !r.mmio)
+        .map(|r| r.len / PAGE)
+        .sum();
+    timed(
+        &mut phases,
+        "fault in RAM (iterate + map_at)",
+        ram_pages,
+        || {
+            for r in regions.iter().filter(|r| !r.mmio) {
+                for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
+                    // SAFETY: a leaf entry of the GPT.
+                    if unsafe { vmm_gpt_map_at(gpt, ptep, next_pfn, PROT_RWX, MTRR_WB) } {
                         mapped += 1;
                     }
-                }
-                gpa += PAGE;
+                    next_pfn += 1;
+                });
             }
-        }
-    });
+        },
+    );
+    let mmio_pages: u64 = regions
+        .iter()
+        .filter(|r| r.mmio)
+        .map(|r| r.len / PAGE)
+        .sum();
+    timed(
+        &mut phases,
+        "fault in MMIO (walk + map_at)",
+        mmio_pages,
+        || {
+            for r in regions.iter().filter(|r| r.mmio) {
+                let mut gpa = r.gpa;
+                while gpa < r.gpa + r.len {
+                    let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
+                    // SAFETY: a live GPT, a 4-entry array; the leaf exists
+                    // because the region is populated.
+                    unsafe {
+                        vmm_gpt_walk(gpt, gpa, entries.as_mut_ptr(), LEVEL1);
+                        let leaf = entries[3];
+                        if !vmm_gpte_is_mapped(leaf, std::ptr::null_mut(), std::ptr::null_mut())
+                            && vmm_gpt_map_at(gpt, leaf, 0xfe_0000 + (gpa >> 12), PROT_RW, MTRR_UC)
+                        {
+                            mapped += 1;
+                        }
+                    }
+                    gpa += PAGE;
+                }
+            }
+        },
+    );
     if mapped != ram_pages + mmio_pages {
-        return Err(format!("{format}: mapped {mapped} pages, expected {}", ram_pages + mmio_pages));
+        return Err(format!(
+            "{format}: mapped {mapped} pages, expected {}",
+            ram_pages + mmio_pages
+        ));
     }
     let tables = count_tables(gpt, &regions);
     let peak_bytes = kmem().live_bytes - base.live_bytes;
@@ -211,12 +274,13 @@ fn run(format: &'static str, imp: &'static vmm_pte_impl, ram: u64, rounds: u32) 
     // Dirty tracking: the "hardware" dirties random RAM pages, then
     // vmspace_bits_operate-style passes find and clear them.
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let ram_regions: Vec<&Region> = regions.iter().filter(|r| !r.mmio).collect();
     let (mut dirty_set, mut dirty_found) = (0u64, 0u64);
     let dirty_bit = imp.vpi_bit_dirty | imp.vpi_bit_accessed;
     for round in 1..=rounds {
         let mut set = HashSet::new();
         for _ in 0..(ram_pages / 16).max(1) {
-            let r = &regions[(rng.next() % 2) as usize % regions.iter().filter(|r| !r.mmio).count()];
+            let r = ram_regions[(rng.next() % ram_regions.len() as u64) as usize];
             let gpa = r.gpa + (rng.next() % (r.len / PAGE)) * PAGE;
             let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
             // SAFETY: a live GPT; the entry is a mapped leaf, dirtied with
@@ -230,18 +294,28 @@ fn run(format: &'static str, imp: &'static vmm_pte_impl, ram: u64, rounds: u32) 
         }
         dirty_set += set.len() as u64;
         let mut found = 0u64;
-        timed(&mut phases, &format!("dirty round {round}: scan + reset"), ram_pages, || {
-            for r in regions.iter().filter(|r| !r.mmio) {
-                for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
-                    // SAFETY: a leaf entry of the GPT.
-                    if unsafe { vmm_gpte_query_dirty(ptep) && vmm_gpte_reset_dirty(ptep, false) } {
-                        found += 1;
-                    }
-                });
-            }
-        });
+        timed(
+            &mut phases,
+            &format!("dirty round {round}: scan + reset"),
+            ram_pages,
+            || {
+                for r in regions.iter().filter(|r| !r.mmio) {
+                    for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
+                        // SAFETY: a leaf entry of the GPT.
+                        if unsafe {
+                            vmm_gpte_query_dirty(ptep) && vmm_gpte_reset_dirty(ptep, false)
+                        } {
+                            found += 1;
+                        }
+                    });
+                }
+            },
+        );
         if found != set.len() as u64 {
-            return Err(format!("{format}: round {round}: dirtied {} pages, found {found}", set.len()));
+            return Err(format!(
+                "{format}: round {round}: dirtied {} pages, found {found}",
+                set.len()
+            ));
         }
         dirty_found += found;
     }
@@ -258,7 +332,9 @@ fn run(format: &'static str, imp: &'static vmm_pte_impl, ram: u64, rounds: u32) 
         n
     });
     if unmapped != mapped {
-        return Err(format!("{format}: unmapped {unmapped} pages, mapped {mapped}"));
+        return Err(format!(
+            "{format}: unmapped {unmapped} pages, mapped {mapped}"
+        ));
     }
     // SAFETY: the GPT is not used afterwards.
     timed(&mut phases, "free", 1, || unsafe { vmm_gpt_free(gpt) });
@@ -267,11 +343,24 @@ fn run(format: &'static str, imp: &'static vmm_pte_impl, ram: u64, rounds: u32) 
     if left != 0 {
         return Err(format!("{format}: {left} kernel allocations leaked"));
     }
-    Ok(Report { format, phases, tables, mapped, peak_bytes, dirty_found, dirty_set })
+    Ok(Report {
+        format,
+        phases,
+        tables,
+        mapped,
+        peak_bytes,
+        dirty_found,
+        dirty_set,
+    })
 }
 
 fn print(r: &Report, ram: u64) {
     println!("== {} ({} GiB of RAM) ==", r.format, ram / GIB);
+    let names: Vec<String> = layout(ram)
+        .iter()
+        .map(|g| format!("{} {:#x}+{:#x}", g.name, g.gpa, g.len))
+        .collect();
+    println!("regions: {}", names.join(", "));
     println!(
         "tables: LEVEL4 {}, LEVEL3 {}, LEVEL2 {}, LEVEL1 {}; pages mapped {}",
         r.tables[0], r.tables[1], r.tables[2], r.tables[3], r.mapped
@@ -307,7 +396,9 @@ fn main() -> ExitCode {
             ("--ram-gib", Some(v)) => ram = v.parse::<u64>().unwrap_or(4).max(1) * GIB,
             ("--rounds", Some(v)) => rounds = v.parse().unwrap_or(3),
             ("--format", Some(v)) if v == "both" => {}
-            ("--format", Some(v)) if v == "ept" || v == "rvi" => formats = vec![if v == "ept" { "ept" } else { "rvi" }],
+            ("--format", Some(v)) if v == "ept" || v == "rvi" => {
+                formats = vec![if v == "ept" { "ept" } else { "rvi" }]
+            }
             _ => {
                 eprintln!("usage: vmm-gpt-demo [--ram-gib N] [--rounds N] [--format ept|rvi|both]");
                 return ExitCode::from(2);
@@ -317,7 +408,13 @@ fn main() -> ExitCode {
     }
     for f in formats {
         // SAFETY: the stand-in's formats are immutable statics.
-        let imp = unsafe { if f == "ept" { &ept_pte_impl } else { &rvi_pte_impl } };
+        let imp = unsafe {
+            if f == "ept" {
+                &ept_pte_impl
+            } else {
+                &rvi_pte_impl
+            }
+        };
         match run(f, imp, ram, rounds) {
             Ok(r) => print(&r, ram),
             Err(e) => {
