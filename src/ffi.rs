@@ -5,8 +5,9 @@
 //! Thread safety is the C contract: `vmm_gpt_populate_region`,
 //! `vmm_gpt_vacate_region` and `vmm_gpt_free` of one GPT are serialized by
 //! the caller (vmspace's lock); walks, the iterator, mapping, unmapping and
-//! the A/D operations may run concurrently with anything, as they touch only
-//! page-table entries, atomically.
+//! the A/D operations touch only page-table entries, atomically, so they may
+//! run concurrently with each other, with the hardware and with populate,
+//! but not with a vacate or free of the tables they are using.
 
 #![allow(clippy::missing_safety_doc)]
 
@@ -20,7 +21,6 @@ use crate::abi_impl::vmm_pte_impl;
 use crate::kernel;
 use crate::node::Gpt;
 use crate::pte::{self, Pte};
-use crate::walk::Entries;
 use crate::{hotpatch, region, walk};
 
 /// The GPT behind a C handle; panics on NULL.
@@ -39,6 +39,9 @@ fn gpt<'a>(func: &CStr, gpt: *mut vmm_gpt_t) -> &'a Gpt {
 fn entry<'a>(func: &CStr, ptep: *const vmm_gpt_entry_t) -> &'a Pte {
     if ptep.is_null() {
         kernel::fail(func, c"ptep is NULL");
+    }
+    if !ptep.cast::<u64>().is_aligned() {
+        kernel::fail_value(func, c"ptep is misaligned:", ptep as u64);
     }
     // SAFETY: a non-NULL entry pointer comes from a walk or the iterator and
     // points into a live table (the C contract); entries are only accessed
@@ -87,9 +90,11 @@ pub unsafe extern "C" fn vmm_gpt_walk(
     if entries.is_null() {
         kernel::fail(FUNC, c"entries is NULL");
     }
-    // SAFETY: the caller passes an array of MAX_GPT_LEVEL entry pointers
-    // (`vmm_gpt_entry_t *entries[MAX_GPT_LEVEL]`).
-    let entries = unsafe { &mut *(entries as *mut Entries) };
+    let depth = walk::check_depth(FUNC, depth);
+    // SAFETY: the caller passes an array with room for entries[LEVEL4] up
+    // to entries[depth] (vmm_vm.c passes `entries[MAX_GPT_LEVEL]`), which
+    // nobody else uses during the call; nothing past depth is touched.
+    let entries = unsafe { core::slice::from_raw_parts_mut(entries, depth.idx() + 1) };
     walk::walk(g, gpa, entries, depth)
 }
 

@@ -265,11 +265,21 @@ pub fn fini() {
     INSTALLED.store(uninit() as *mut vmm_pte_impl, Ordering::Relaxed);
 }
 
+/// Before `vmm_gpt_init()` the format's functions are all
+/// `vmm_gpt_impl_panic`, retyped; calling it through another signature
+/// would be undefined behaviour in Rust, so call it as itself.
+fn panic_if_uninstalled() {
+    if ptr::eq(installed(), uninit()) {
+        vmm_gpt_impl_panic();
+    }
+}
+
 /// The installed format's EPTP / nCR3 for a root table.
 pub fn get_pmtp(root_pfn: pfn_t, track_dirty: bool) -> u64 {
+    panic_if_uninstalled();
     match installed().vpi_get_pmtp {
-        // SAFETY: a function of the installed format with this signature
-        // (or vmm_gpt_impl_panic before init, which never returns).
+        // SAFETY: a function of the installed format, with this signature
+        // (a format is installed: checked above).
         Some(f) => unsafe { f(root_pfn, track_dirty) },
         None => kernel::fail(c"vmm_gpt_get_pmtp", c"vpi_get_pmtp is NULL"),
     }
@@ -277,6 +287,7 @@ pub fn get_pmtp(root_pfn: pfn_t, track_dirty: bool) -> u64 {
 
 /// Does the installed format's hardware keep A/D bits?
 pub fn hw_ad_supported() -> bool {
+    panic_if_uninstalled();
     match installed().vpi_hw_ad_supported {
         // SAFETY: as for get_pmtp().
         Some(f) => unsafe { f() },

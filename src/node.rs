@@ -25,10 +25,11 @@
 //!
 //! A table lives exactly as long as its count is non-zero (the root: as long
 //! as the GPT).  All memory comes from `kmem_zalloc` and goes back through
-//! `kmem_free` with the same size.  Unsafe code is confined to this module:
-//! the rest of the library sees directories through `&`/`&mut` references
-//! whose validity the tree's ownership guarantees (a parent exclusively owns
-//! its children, and the caller of a GPT function owns the GPT).
+//! `kmem_free` with the same size.  All unsafe code about the tree's memory
+//! is in this module: the rest of the library sees directories through
+//! `&`/`&mut` references whose validity the tree's ownership guarantees (a
+//! parent exclusively owns its children; populate, vacate and free of one
+//! GPT are serialized by the caller).
 
 use core::ffi::c_void;
 use core::mem::size_of;
@@ -284,7 +285,13 @@ impl L2Dir {
     /// Sets the reference count of the (present) leaf table at index `i`;
     /// the caller has checked that `refs <= 512`.
     pub fn set_leaf_refs(&mut self, i: Idx, refs: u32) {
-        verify!(c"vmm_gpt_node", refs as usize <= PTE_PER_TABLE);
+        if refs as usize > PTE_PER_TABLE {
+            kernel::fail_value(
+                c"vmm_gpt_node_set_refs",
+                c"leaf reference count above 512:",
+                u64::from(refs),
+            );
+        }
         self.leaf_refs[i] = refs as u16;
     }
 

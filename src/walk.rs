@@ -36,7 +36,7 @@ fn next_table(pte_val: u64) -> *mut vmm_gpt_entry_t {
 
 /// Checks a raw depth from C.
 #[inline]
-fn check_depth(func: &CStr, depth: u32) -> Level {
+pub fn check_depth(func: &CStr, depth: u32) -> Level {
     match Level::from_raw(depth) {
         Some(l) => l,
         None => kernel::fail_named(func, c"depth", u64::from(depth), c"is beyond LEVEL1"),
@@ -45,23 +45,26 @@ fn check_depth(func: &CStr, depth: u32) -> Level {
 
 /// `vmm_gpt_walk()`: fills `entries[LEVEL4..=depth]` with the entries that
 /// cover `gpa`, NULL below a missing table, and returns `gpa` masked to the
-/// deepest level whose entry was found.
-pub fn walk(gpt: &Gpt, gpa: u64, entries: &mut Entries, depth: u32) -> u64 {
-    let depth = check_depth(c"vmm_gpt_walk", depth);
+/// deepest level whose entry was found.  Nothing past `depth` is written:
+/// `entries` may be just `depth + 1` long, as the C contract allows.
+pub fn walk(gpt: &Gpt, gpa: u64, entries: &mut [*mut vmm_gpt_entry_t], depth: Level) -> u64 {
     let mut table = gpt.root_table() as *const Table as *mut vmm_gpt_entry_t;
     let mut mask = 0;
     for lvl in LEVELS {
         if lvl > depth {
             break;
         }
+        let Some(slot) = entries.get_mut(lvl.idx()) else {
+            kernel::fail(c"vmm_gpt_walk", c"entries array shorter than depth")
+        };
         if table.is_null() {
-            entries[lvl.idx()] = ptr::null_mut();
+            *slot = ptr::null_mut();
             continue;
         }
         // SAFETY: `table` is a live table page (the root, or one a present
         // entry links), and the index is below 512.
         let ep = unsafe { table.add(lvl.index(gpa).get()) };
-        entries[lvl.idx()] = ep;
+        *slot = ep;
         mask = lvl.mask();
         if lvl == depth {
             // What the last entry links is not needed.
@@ -143,7 +146,7 @@ pub fn iter_init(
     iter.vgi_gpt = gpt_ptr;
     iter.vgi_addr = addr;
     iter.vgi_end = end;
-    iter.vgi_current = walk(gpt, addr, &mut iter.vgi_entries, Level::L1.idx() as u32);
+    iter.vgi_current = walk(gpt, addr, &mut iter.vgi_entries, Level::L1);
 }
 
 /// `vmm_gpt_iter_next()`: the next leaf entry in the range whose table
@@ -166,7 +169,7 @@ pub fn iter_next(iter: &mut vmm_gpt_iter_t, entry: &mut vmm_gpt_iter_entry_t) ->
 /// mapped a page.  False, changing nothing, where no leaf table exists.
 pub fn unmap(gpt: &Gpt, gpa: u64) -> bool {
     let mut entries: Entries = [ptr::null_mut(); MAX_GPT_LEVEL];
-    walk(gpt, gpa, &mut entries, Level::L1.idx() as u32);
+    walk(gpt, gpa, &mut entries, Level::L1);
     let leaf = entries[Level::L1.idx()];
     if leaf.is_null() {
         return false;
