@@ -16,7 +16,7 @@ use core::ffi::CStr;
 
 use crate::kernel;
 use crate::level::{page_aligned, Idx, Level, GPA_SPACE_END, PAGEOFFSET, PTE_PER_TABLE};
-use crate::node::{Directory, Gpt};
+use crate::node::{Directory, Gpt, L2Dir};
 use crate::pte;
 
 /// One slot of a table that a range touches: its index and the part of the
@@ -94,6 +94,15 @@ pub unsafe fn populate(gpt: &Gpt, addr: u64, len: u64) {
 
     // SAFETY: the caller's promise.
     let root = unsafe { gpt.root_mut() };
+    if let Some(s2) = one_leaf(addr, end) {
+        // Performance: a range inside one leaf table (a device page, a
+        // small region) goes straight down; the loops below would take the
+        // same single slot at each level, with more bookkeeping.
+        let l3 = root.child_or_create(Level::L4.index(addr));
+        let l2 = l3.child_or_create(Level::L3.index(addr));
+        populate_leaf(l2, &s2);
+        return;
+    }
     for s4 in slots(Level::L4, 0, addr, end) {
         let l3 = root.child_or_create(s4.index);
         let base3 = child_base(Level::L4, &s4);
@@ -101,18 +110,62 @@ pub unsafe fn populate(gpt: &Gpt, addr: u64, len: u64) {
             let l2 = l3.child_or_create(s3.index);
             let base2 = child_base(Level::L3, &s3);
             for s2 in slots(Level::L2, base2, s3.start, s3.end) {
-                l2.leaf_or_create(s2.index);
-                let refs = l2.leaf_refs(s2.index) + pages(&s2);
-                if refs as usize > PTE_PER_TABLE {
-                    kernel::fail_value(
-                        FUNC,
-                        c"leaf table reference count overflow at gpa",
-                        child_base(Level::L2, &s2),
-                    );
-                }
-                l2.set_leaf_refs(s2.index, refs);
+                populate_leaf(l2, &s2);
             }
         }
+    }
+}
+
+/// The `LEVEL2` slot of the non-empty range `[addr, end)` if the range lies
+/// inside one leaf table (the slot the loops would find at each level).
+#[inline]
+fn one_leaf(addr: u64, end: u64) -> Option<Slot> {
+    ((addr ^ (end - 1)) >> Level::L2.shift() == 0).then_some(Slot {
+        index: Level::L2.index(addr),
+        start: addr,
+        end,
+    })
+}
+
+/// Populate: counts the entries of slot `s2` of a `LEVEL2` directory in
+/// its leaf table, creating the table if it is missing.
+#[inline]
+fn populate_leaf(l2: &mut L2Dir, s2: &Slot) {
+    l2.leaf_or_create(s2.index);
+    let refs = l2.leaf_refs(s2.index) + pages(s2);
+    if refs as usize > PTE_PER_TABLE {
+        kernel::fail_value(
+            c"vmm_gpt_populate_region",
+            c"leaf table reference count overflow at gpa",
+            child_base(Level::L2, s2),
+        );
+    }
+    l2.set_leaf_refs(s2.index, refs);
+}
+
+/// Vacate: takes the entries of slot `s2` of a `LEVEL2` directory out of
+/// its leaf table's count, and frees the table when that reaches zero.  A
+/// missing table is skipped.
+#[inline]
+fn vacate_leaf(l2: &mut L2Dir, s2: &Slot) {
+    if !l2.has_leaf(s2.index) {
+        return;
+    }
+    if cfg!(debug_assertions) {
+        check_unmapped(l2.leaf(s2.index), s2);
+    }
+    let covered = pages(s2);
+    let refs = l2.leaf_refs(s2.index);
+    if refs < covered {
+        kernel::fail_value(
+            c"vmm_gpt_vacate_region",
+            c"leaf table reference count underflow at gpa",
+            child_base(Level::L2, s2),
+        );
+    }
+    l2.set_leaf_refs(s2.index, refs - covered);
+    if refs == covered {
+        l2.remove_leaf(s2.index);
     }
 }
 
@@ -137,6 +190,23 @@ pub unsafe fn vacate(gpt: &Gpt, addr: u64, len: u64) {
 
     // SAFETY: the caller's promise.
     let root = unsafe { gpt.root_mut() };
+    if let Some(s2) = one_leaf(addr, end) {
+        // Performance: as in populate(), a range inside one leaf table goes
+        // straight down, doing what the loops below would do for it.
+        let (i4, i3) = (Level::L4.index(addr), Level::L3.index(addr));
+        if let Some(l3) = root.child(i4) {
+            if let Some(l2) = l3.child(i3) {
+                vacate_leaf(l2, &s2);
+                if l2.present() == 0 {
+                    l3.remove_child(i3);
+                }
+            }
+            if l3.present() == 0 {
+                root.remove_child(i4);
+            }
+        }
+        return;
+    }
     for s4 in slots(Level::L4, 0, addr, end) {
         let Some(l3) = root.child(s4.index) else {
             continue;
@@ -148,25 +218,7 @@ pub unsafe fn vacate(gpt: &Gpt, addr: u64, len: u64) {
             };
             let base2 = child_base(Level::L3, &s3);
             for s2 in slots(Level::L2, base2, s3.start, s3.end) {
-                if !l2.has_leaf(s2.index) {
-                    continue;
-                }
-                if cfg!(debug_assertions) {
-                    check_unmapped(l2.leaf(s2.index), &s2);
-                }
-                let covered = pages(&s2);
-                let refs = l2.leaf_refs(s2.index);
-                if refs < covered {
-                    kernel::fail_value(
-                        FUNC,
-                        c"leaf table reference count underflow at gpa",
-                        child_base(Level::L2, &s2),
-                    );
-                }
-                l2.set_leaf_refs(s2.index, refs - covered);
-                if refs == covered {
-                    l2.remove_leaf(s2.index);
-                }
+                vacate_leaf(l2, &s2);
             }
             if l2.present() == 0 {
                 l3.remove_child(s3.index);
