@@ -12,6 +12,10 @@
 //!    `c_unit_reference` test as `VMM_GPT_REFERENCE_EXE` (empty when not
 //!    built).  `VMM_GPT_REQUIRE_REFERENCE=1` makes a missing `ILLUMOS_GATE` an
 //!    error.
+//! 3. With `VMM_GPT_KERNEL_OBJECT` (and `VMM_GPT_KERNEL_OBJECT_DEBUG`) set to
+//!    objects from illumos-build/build.sh, `$OUT_DIR/c_unit_kernel_object`
+//!    (`_debug`): the same tests linked with that kernel object and no Rust
+//!    runtime; see `build_kernel_object_exes`.
 
 use std::env;
 use std::ffi::OsString;
@@ -305,4 +309,102 @@ fn main() {
         ),
         None => println!("cargo:rustc-env=VMM_GPT_REFERENCE_EXE="),
     }
+
+    // 3. The kernel-object executables.
+    build_kernel_object_exes(&dirs, &root, &sources);
+}
+
+/// The kernel objects that illumos-build/build.sh makes, and the
+/// executables linked with them: (variable naming the object, executable,
+/// variable that passes its path to the test).
+const KERNEL_OBJECTS: [(&str, &str, &str); 2] = [
+    (
+        "VMM_GPT_KERNEL_OBJECT",
+        "c_unit_kernel_object",
+        "VMM_GPT_KERNEL_OBJECT_EXE",
+    ),
+    (
+        "VMM_GPT_KERNEL_OBJECT_DEBUG",
+        "c_unit_kernel_object_debug",
+        "VMM_GPT_KERNEL_OBJECT_DEBUG_EXE",
+    ),
+];
+
+/// With `VMM_GPT_KERNEL_OBJECT` (and `VMM_GPT_KERNEL_OBJECT_DEBUG`) naming
+/// kernel objects from illumos-build/build.sh, links the C unit tests with
+/// each of them, the kernel stand-in, the stubs and the PTE formats, and no
+/// Rust runtime: the object that ships is the object that is tested.  The
+/// test `c_unit_kernel_object` runs them (skips without them; with
+/// `VMM_GPT_REQUIRE_KERNEL_OBJECT=1` a missing object is an error here).
+fn build_kernel_object_exes(dirs: &Dirs, root: &Path, sources: &[PathBuf]) {
+    println!("cargo:rerun-if-env-changed=VMM_GPT_REQUIRE_KERNEL_OBJECT");
+    let require = env::var("VMM_GPT_REQUIRE_KERNEL_OBJECT").is_ok_and(|v| v == "1");
+    let mut objs: Option<Vec<PathBuf>> = None;
+    for (var, name, exe_var) in KERNEL_OBJECTS {
+        println!("cargo:rerun-if-env-changed={var}");
+        let Some(obj) = env::var_os(var).filter(|v| !v.is_empty()) else {
+            if require && var == "VMM_GPT_KERNEL_OBJECT" {
+                fail(
+                    "VMM_GPT_REQUIRE_KERNEL_OBJECT=1, but VMM_GPT_KERNEL_OBJECT is not set: \
+                     run illumos-build/build.sh and point it at target/kernel/vmm_gpt.o",
+                );
+            }
+            println!("cargo:rustc-env={exe_var}=");
+            continue;
+        };
+        let obj = root.join(obj); // a relative path is from the workspace root
+        println!("cargo:rerun-if-changed={}", obj.display());
+        if !obj.is_file() {
+            fail(&format!(
+                "{var}={}: no such object (run illumos-build/build.sh)",
+                obj.display()
+            ));
+        }
+        let harness = objs.get_or_insert_with(|| compile_kernel_object_harness(dirs, sources));
+        // -no-pie: the kernel code model's absolute 32-bit relocations
+        // (R_X86_64_32S) cannot go into a position-independent executable.
+        // -rdynamic: modgetsymname() finds symbols through dladdr().
+        let exe = dirs.out.join(name);
+        let mut cmd = compiler_command();
+        cmd.args(["-no-pie", "-rdynamic", "-o"])
+            .arg(&exe)
+            .args(harness.iter())
+            .arg(&obj)
+            .args(["-lpthread", "-ldl"]);
+        run(cmd, &format!("linking {name} with {}", obj.display()));
+        println!("cargo:rustc-env={exe_var}={}", exe.display());
+    }
+}
+
+/// Compiles the harness and the tests (as for the reference, but with the
+/// kernel-object main) into `$OUT_DIR/kernel_object`.
+fn compile_kernel_object_harness(dirs: &Dirs, sources: &[PathBuf]) -> Vec<PathBuf> {
+    let objdir = dirs.out.join("kernel_object");
+    fs::create_dir_all(&objdir)
+        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
+    let abi_parity = dirs.cdir.join("abi_parity.c");
+    let main = dirs.cdir.join("kernel_object/main.c");
+    let mut objs = Vec::new();
+    for src in sources.iter().filter(|s| **s != abi_parity).chain([&main]) {
+        let name = src.file_name().expect("a file name").to_string_lossy();
+        let obj = objdir.join(format!("{name}.o"));
+        let mut cmd = compiler_command();
+        cmd.args(CFLAGS)
+            .arg("-I")
+            .arg(&dirs.cdir)
+            .arg("-I")
+            .arg(&dirs.kinc)
+            .arg("-I")
+            .arg(&dirs.hinc)
+            .arg("-c")
+            .arg(src)
+            .arg("-o")
+            .arg(&obj);
+        run(
+            cmd,
+            &format!("compiling {name} for the kernel-object tests"),
+        );
+        objs.push(obj);
+    }
+    objs
 }

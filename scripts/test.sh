@@ -11,6 +11,13 @@
 #   VMM_GPT_REQUIRE_REFERENCE  1: fail instead of skipping without the original
 #   VMM_GPT_VALGRIND           1: require valgrind; 0: skip it; unset: use it if
 #                              installed
+#   VMM_GPT_SANITIZE_OPS       operations of the differential run under the
+#                              sanitizers (default 400000)
+#   VMM_GPT_REQUIRE_KERNEL_OBJECT  1: fail instead of skipping when a test
+#                              lacks the kernel object (this script always
+#                              builds it: illumos-build/build.sh, then the
+#                              checker, the C unit tests and the differential
+#                              test run against target/kernel/vmm_gpt.o)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +35,13 @@ step() { echo; echo "== $*"; }
 step cargo fmt --check
 cargo fmt --all -- --check
 
+step "illumos-build/build.sh (the kernel object; checked and tested by cargo test)"
+bash illumos-build/build.sh
+export VMM_GPT_KERNEL_OBJECT="$PWD/target/kernel/vmm_gpt.o"
+if [ -f target/kernel/vmm_gpt.debug.o ]; then
+    export VMM_GPT_KERNEL_OBJECT_DEBUG="$PWD/target/kernel/vmm_gpt.debug.o"
+fi
+
 step cargo clippy
 cargo clippy --workspace --all-targets -- -D warnings
 
@@ -37,6 +51,14 @@ test -f target/release/libvmm_gpt.a
 
 step cargo test
 cargo test --workspace
+
+step "cargo test -p vmm-gpt-difftest with the C under ASan and UBSan"
+# The differential tests again, the C sides (kernel stand-in, original)
+# compiled with -fsanitize=address,undefined, in a target directory of
+# their own; fewer operations (ASan is slower).  Their valgrind test skips
+# itself here: valgrind and ASan do not mix.
+VMM_GPT_SANITIZE=1 VMM_GPT_DIFF_OPS="${VMM_GPT_SANITIZE_OPS:-400000}" \
+    cargo test -p vmm-gpt-difftest --target-dir target/sanitize
 
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     step "headers unchanged by the builds"

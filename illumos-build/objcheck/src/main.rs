@@ -1,0 +1,104 @@
+//! `objcheck`: checks kernel objects and prints what they contain.
+//!
+//! ```text
+//! objcheck [--original GATE] [--brief] OBJECT...
+//! ```
+//!
+//! Checks each OBJECT against the vmm-gpt kernel object's rules (see the
+//! library) and prints its report: sizes, relocation kinds, the frame of
+//! every function, the call graph, the violations.  With `--original`,
+//! also compiles the original `vmm_gpt.c` of that illumos-gate checkout as
+//! kernel code (non-DEBUG and DEBUG) and prints everything side by side.
+//! Exits 1 when an object breaks a rule, 2 when it cannot be read.
+
+use std::path::{Path, PathBuf};
+use std::process::exit;
+
+use vmm_gpt_objcheck::{check, compare, compile_original, Policy, Report};
+
+fn usage() -> ! {
+    eprintln!("usage: objcheck [--original ILLUMOS_GATE] [--brief] OBJECT...");
+    exit(2);
+}
+
+fn main() {
+    let mut original: Option<PathBuf> = None;
+    let mut brief = false;
+    let mut objects = Vec::new();
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--original") => original = Some(args.next().unwrap_or_else(|| usage()).into()),
+            Some("--brief") => brief = true,
+            Some("-h" | "--help") => usage(),
+            Some(s) if s.starts_with("--") => usage(),
+            _ => objects.push(PathBuf::from(a)),
+        }
+    }
+    if objects.is_empty() {
+        usage();
+    }
+
+    let policy = Policy::kernel_object();
+    let mut reports: Vec<(String, Report)> = Vec::new();
+    let mut failed = false;
+    for obj in &objects {
+        let report = check(obj, &policy).unwrap_or_else(|e| {
+            eprintln!("objcheck: {}: {e}", obj.display());
+            exit(2);
+        });
+        if brief {
+            print!("{}", report.summary());
+            for v in &report.violations {
+                println!("  {v}");
+            }
+        } else {
+            println!("{}", report.full());
+        }
+        failed |= !report.passed();
+        let name = obj.file_name().map_or_else(
+            || obj.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        reports.push((name, report));
+    }
+
+    if let Some(gate) = original {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let includes = [root.join("include"), root.join("ctest/include")];
+        let dir = std::env::temp_dir().join(format!("objcheck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+            eprintln!("objcheck: {}: {e}", dir.display());
+            exit(2);
+        });
+        let mut policy = policy.clone();
+        policy.allow_c_file_symbols = true;
+        for (debug, name) in [(false, "original"), (true, "original DEBUG")] {
+            let out = dir.join(if debug {
+                "vmm_gpt.debug.o"
+            } else {
+                "vmm_gpt.o"
+            });
+            if let Err(e) = compile_original(&gate, &includes, debug, &out) {
+                eprintln!("objcheck: {e}");
+                exit(2);
+            }
+            match check(&out, &policy) {
+                Ok(r) => reports.push((name.to_string(), r)),
+                Err(e) => {
+                    eprintln!("objcheck: {e}");
+                    exit(2);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("side by side (the original compiled by gcc with the illumos kernel flags):");
+        let cols: Vec<(&str, &Report)> = reports.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        print!("{}", compare(&cols));
+    }
+
+    if failed {
+        eprintln!("objcheck: FAILED: see the violations above");
+        exit(1);
+    }
+}
