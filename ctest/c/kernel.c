@@ -75,10 +75,20 @@ ktest_init(void)
 /* panic, assfail                                                      */
 /* ------------------------------------------------------------------ */
 
+/* The hook panic() calls before it aborts (ktest_set_panic_hook()). */
+static ktest_panic_hook_t ktest_panic_hook;
+
+ktest_panic_hook_t
+ktest_set_panic_hook(ktest_panic_hook_t hook)
+{
+	return (__atomic_exchange_n(&ktest_panic_hook, hook, __ATOMIC_SEQ_CST));
+}
+
 /*
  * Formats the message and writes "panic: <message>\n" to stderr with one
  * write(2) (no stdio: it may be called with any lock held, and nothing
- * buffered may be lost), then abort()s: death tests require SIGABRT.
+ * buffered may be lost), calls the panic hook if one is set, then
+ * abort()s: death tests require SIGABRT.
  */
 void
 panic(const char *fmt, ...)
@@ -105,6 +115,10 @@ panic(const char *fmt, ...)
 			break;
 		off += (size_t)w;
 	}
+	/* Taken out first: a hook that panics does not run again. */
+	ktest_panic_hook_t hook = ktest_set_panic_hook(NULL);
+	if (hook != NULL)
+		hook();
 	abort();
 }
 
@@ -141,11 +155,14 @@ typedef struct kmem_rec {
 	void		*kr_ptr;
 	size_t		kr_size;
 	struct kmem_rec	*kr_next;
+	unsigned	kr_domain;	/* charged to (ktest_kmem_set_domain) */
 } kmem_rec_t;
 
 static kmem_rec_t **kmem_hash;
 static size_t kmem_hash_size;		/* buckets, a power of two */
 static kmem_stats_t kmem_stats;
+static kmem_stats_t kmem_domain_stats[KTEST_KMEM_DOMAINS];
+static __thread unsigned kmem_cur_domain;
 
 static size_t
 kmem_bucket(const void *ptr, size_t nbuckets)
@@ -220,6 +237,8 @@ kmem_zalloc(size_t size, int kmflags)
 		panic("kmem_zalloc: out of memory for the allocation table");
 	rec->kr_ptr = ptr;
 	rec->kr_size = size;
+	rec->kr_domain = kmem_cur_domain;
+	kmem_stats_t *ds = &kmem_domain_stats[rec->kr_domain];
 
 	(void) pthread_mutex_lock(&kmem_lock);
 	if (kmem_stats.ks_live_allocs >= kmem_hash_size)
@@ -232,6 +251,11 @@ kmem_zalloc(size_t size, int kmflags)
 	if (size == PAGESIZE)
 		kmem_stats.ks_live_pages++;
 	kmem_stats.ks_total_allocs++;
+	ds->ks_live_allocs++;
+	ds->ks_live_bytes += size;
+	if (size == PAGESIZE)
+		ds->ks_live_pages++;
+	ds->ks_total_allocs++;
 	(void) pthread_mutex_unlock(&kmem_lock);
 
 	return (ptr);
@@ -242,6 +266,24 @@ void *
 kmem_alloc(size_t size, int kmflags)
 {
 	return (kmem_zalloc(size, kmflags));
+}
+
+/* Called with kmem_lock held: a live record leaves the accounting. */
+static void
+kmem_uncount(const kmem_rec_t *rec)
+{
+	kmem_stats_t *ds = &kmem_domain_stats[rec->kr_domain];
+
+	kmem_stats.ks_live_allocs--;
+	kmem_stats.ks_live_bytes -= rec->kr_size;
+	if (rec->kr_size == PAGESIZE)
+		kmem_stats.ks_live_pages--;
+	kmem_stats.ks_total_frees++;
+	ds->ks_live_allocs--;
+	ds->ks_live_bytes -= rec->kr_size;
+	if (rec->kr_size == PAGESIZE)
+		ds->ks_live_pages--;
+	ds->ks_total_frees++;
 }
 
 void
@@ -271,11 +313,7 @@ kmem_free(void *ptr, size_t size)
 		    alloc_size, size);
 	}
 	*pp = rec->kr_next;
-	kmem_stats.ks_live_allocs--;
-	kmem_stats.ks_live_bytes -= size;
-	if (size == PAGESIZE)
-		kmem_stats.ks_live_pages--;
-	kmem_stats.ks_total_frees++;
+	kmem_uncount(rec);
 	(void) pthread_mutex_unlock(&kmem_lock);
 
 	/*
@@ -294,6 +332,69 @@ ktest_kmem_stats(kmem_stats_t *ks)
 	(void) pthread_mutex_lock(&kmem_lock);
 	*ks = kmem_stats;
 	(void) pthread_mutex_unlock(&kmem_lock);
+}
+
+void
+ktest_kmem_set_domain(unsigned domain)
+{
+	if (domain >= KTEST_KMEM_DOMAINS)
+		panic("ktest_kmem_set_domain(%u): there are %u domains", domain,
+		    (unsigned)KTEST_KMEM_DOMAINS);
+	kmem_cur_domain = domain;
+}
+
+unsigned
+ktest_kmem_domain(void)
+{
+	return (kmem_cur_domain);
+}
+
+void
+ktest_kmem_domain_stats(unsigned domain, kmem_stats_t *ks)
+{
+	if (domain >= KTEST_KMEM_DOMAINS)
+		panic("ktest_kmem_domain_stats(%u): there are %u domains",
+		    domain, (unsigned)KTEST_KMEM_DOMAINS);
+	(void) pthread_mutex_lock(&kmem_lock);
+	*ks = kmem_domain_stats[domain];
+	(void) pthread_mutex_unlock(&kmem_lock);
+}
+
+uint64_t
+ktest_kmem_domain_reclaim(unsigned domain)
+{
+	kmem_rec_t *reclaimed = NULL;
+	uint64_t n = 0;
+
+	if (domain >= KTEST_KMEM_DOMAINS)
+		panic("ktest_kmem_domain_reclaim(%u): there are %u domains",
+		    domain, (unsigned)KTEST_KMEM_DOMAINS);
+	(void) pthread_mutex_lock(&kmem_lock);
+	for (size_t i = 0; i < kmem_hash_size; i++) {
+		kmem_rec_t **pp = &kmem_hash[i];
+		kmem_rec_t *rec;
+		while ((rec = *pp) != NULL) {
+			if (rec->kr_domain != domain) {
+				pp = &rec->kr_next;
+				continue;
+			}
+			*pp = rec->kr_next;
+			kmem_uncount(rec);
+			rec->kr_next = reclaimed;
+			reclaimed = rec;
+			n++;
+		}
+	}
+	(void) pthread_mutex_unlock(&kmem_lock);
+
+	while (reclaimed != NULL) {
+		kmem_rec_t *next = reclaimed->kr_next;
+		(void) memset(reclaimed->kr_ptr, 0xdb, reclaimed->kr_size);
+		free(reclaimed->kr_ptr);
+		free(reclaimed);
+		reclaimed = next;
+	}
+	return (n);
 }
 
 /* ------------------------------------------------------------------ */

@@ -35,6 +35,32 @@ typedef struct kmem_stats {
 } kmem_stats_t;
 void ktest_kmem_stats(kmem_stats_t *);
 
+/*
+ * Addition: allocation domains, for running two implementations in one
+ * process (difftest/).  Each thread charges its kmem_zalloc()s to its
+ * current domain (0 until it sets one); every allocation remembers its
+ * domain, so kmem_free() charges it back there, whichever thread frees it.
+ * ktest_kmem_stats() still counts every domain.
+ */
+#define	KTEST_KMEM_DOMAINS	4
+void ktest_kmem_set_domain(unsigned);		/* panics if >= KTEST_KMEM_DOMAINS */
+unsigned ktest_kmem_domain(void);		/* the calling thread's domain */
+void ktest_kmem_domain_stats(unsigned, kmem_stats_t *);
+/*
+ * Frees every live allocation of a domain, as kmem_free() would (poisoned,
+ * counted as frees), for abandoning state that cannot be torn down through
+ * its API (a diverged implementation).  Returns how many it freed.
+ */
+uint64_t ktest_kmem_domain_reclaim(unsigned);
+
+/*
+ * Addition: a function that panic() calls once, after writing its message
+ * and before abort()ing, e.g. to say what was running (NULL: none).
+ * panic() still aborts when it returns.  Returns the previous hook.
+ */
+typedef void (*ktest_panic_hook_t)(void);
+ktest_panic_hook_t ktest_set_panic_hook(ktest_panic_hook_t);
+
 /* Messages recorded by cmn_err(), oldest first. */
 size_t ktest_cmn_err_count(void);
 int ktest_cmn_err_level(size_t i);

@@ -1,0 +1,637 @@
+//! Generating valid, bhyve-like operation sequences, from a seed or from
+//! a fuzzer's bytes.
+//!
+//! The generator keeps the populated regions as vmspace would and emits
+//! only operations valid for them: populates of new non-overlapping
+//! regions, vacates of whole live regions, mappings inside live regions.
+//! Its choices come from a [`Source`]: a seeded PRNG for [`generate`], the
+//! input bytes for [`from_bytes`] (so that every byte string is a valid
+//! sequence, and a fuzzer's mutations are changes of operations).
+
+use crate::model::Regions;
+use crate::runner::PFN_MASK;
+use crate::{Format, Op, GPA_END, LEVEL1, PAGE};
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const M2: u64 = 2 * MIB;
+const G512: u64 = 512 * GIB;
+
+/// The shape of generated sequences: how much memory, how often which
+/// kind of region.  Costs: each populated GiB holds 2 MiB of tables per
+/// implementation, and iterating it (vacate, which unmaps it first) visits
+/// 262144 entries in each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenConfig {
+    /// Cap of the live populated total (bytes).
+    pub max_live_bytes: u64,
+    /// Cap of live regions.
+    pub max_regions: usize,
+    /// Share of operations that populate, per mille (as many vacate).
+    pub populate_per_mille: u32,
+    /// Of populates, per mille: regions of about 1..=4 GiB.
+    pub gib_per_mille: u32,
+    /// Of populates, per mille: regions of 4..=64 GiB.
+    pub big_per_mille: u32,
+    /// Per million operations: a huge region, 64 GiB..=`max_huge` (across
+    /// 512 GiB boundaries), while the cap allows.
+    pub huge_per_million: u32,
+    /// Largest huge region (bytes).
+    pub max_huge: u64,
+    /// Most pages an iteration (fill, track, unmap_region) covers inside
+    /// populated regions.
+    pub max_iter_pages: u64,
+    /// Per million operations: free and allocate the GPT again.  This and
+    /// `huge_per_million` add up to at most 1000.
+    pub realloc_per_million: u32,
+}
+
+impl GenConfig {
+    /// [`generate`]'s: a few hundred GiB at most, huge regions rare.
+    pub const DEFAULT: GenConfig = GenConfig {
+        max_live_bytes: 320 * GIB,
+        max_regions: 48,
+        populate_per_mille: 25,
+        gib_per_mille: 10,
+        big_per_mille: 1,
+        huge_per_million: 2,
+        max_huge: 600 * GIB,
+        max_iter_pages: 1024,
+        realloc_per_million: 200,
+    };
+
+    /// [`from_bytes`]'s: small enough for many executions per second.
+    pub const FUZZ: GenConfig = GenConfig {
+        max_live_bytes: 8 * GIB,
+        max_regions: 24,
+        populate_per_mille: 60,
+        gib_per_mille: 30,
+        big_per_mille: 0,
+        huge_per_million: 0,
+        max_huge: 0,
+        max_iter_pages: 600,
+        realloc_per_million: 900,
+    };
+
+    /// For slow runs (valgrind): at most a few GiB.
+    pub const SMALL: GenConfig = GenConfig {
+        max_live_bytes: 4 * GIB,
+        max_regions: 24,
+        populate_per_mille: 40,
+        gib_per_mille: 10,
+        big_per_mille: 0,
+        huge_per_million: 0,
+        max_huge: 0,
+        max_iter_pages: 512,
+        realloc_per_million: 1000,
+    };
+}
+
+/// Where the generator's choices come from.
+trait Source {
+    /// `n` (1..=64) random bits.
+    fn bits(&mut self, n: u32) -> u64;
+
+    /// Uniform-ish in `0..n` (0 when n <= 1).
+    fn below(&mut self, n: u64) -> u64 {
+        if n <= 1 {
+            return 0;
+        }
+        let b = 64 - (n - 1).leading_zeros();
+        self.bits(b) % n
+    }
+
+    /// In `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi.saturating_sub(lo).saturating_add(1))
+    }
+
+    /// True `per_mille` times in 1000.
+    fn chance(&mut self, per_mille: u32) -> bool {
+        self.below(1000) < u64::from(per_mille)
+    }
+
+    fn flip(&mut self) -> bool {
+        self.bits(1) == 1
+    }
+
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// xoshiro256** seeded through splitmix64.
+struct Rng([u64; 4]);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        let mut x = seed;
+        let mut next = || {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        Rng([next(), next(), next(), next()])
+    }
+
+    fn next(&mut self) -> u64 {
+        let s = &mut self.0;
+        let r = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        r
+    }
+}
+
+impl Source for Rng {
+    fn bits(&mut self, n: u32) -> u64 {
+        self.next() >> (64 - n.clamp(1, 64))
+    }
+}
+
+/// A fuzzer's bytes, read as few at a time as each choice needs; zeros
+/// once they run out.
+struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bytes<'_> {
+    fn exhausted(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+}
+
+impl Source for Bytes<'_> {
+    fn bits(&mut self, n: u32) -> u64 {
+        let n = n.clamp(1, 64);
+        let nbytes = n.div_ceil(8) as usize;
+        let mut v = 0u64;
+        for i in 0..nbytes {
+            let b = self.data.get(self.pos).copied().unwrap_or(0);
+            self.pos += 1;
+            v |= u64::from(b) << (8 * i);
+        }
+        if n == 64 {
+            v
+        } else {
+            v & ((1 << n) - 1)
+        }
+    }
+}
+
+struct Gen<'c> {
+    cfg: &'c GenConfig,
+    format: Format,
+    regions: Regions,
+    /// Recently mapped (or faulted) pages: targets for A/D, reset, unmap.
+    recent: Vec<u64>,
+    next_recent: usize,
+}
+
+const RECENT: usize = 256;
+
+impl Gen<'_> {
+    fn remember(&mut self, gpa: u64) {
+        if self.recent.len() < RECENT {
+            self.recent.push(gpa);
+        } else {
+            self.recent[self.next_recent] = gpa;
+            self.next_recent = (self.next_recent + 1) % RECENT;
+        }
+    }
+
+    fn op(&mut self, s: &mut impl Source) -> Op {
+        let c = self.cfg;
+        let r = s.below(1000) as u32;
+        // Rare events, per million operations: one in a thousand, then
+        // their share of a thousand.
+        if r == 999 {
+            let m = s.below(1000) as u32;
+            if m < c.realloc_per_million {
+                self.regions.clear();
+                self.recent.clear();
+                return Op::Realloc;
+            }
+            if m < c.realloc_per_million + c.huge_per_million {
+                if let Some(op) = self.populate_huge(s) {
+                    return op;
+                }
+            }
+        }
+        let p = c.populate_per_mille;
+        if r < p || (self.regions.is_empty() && r < 700) {
+            if let Some(op) = self.populate(s) {
+                return op;
+            }
+        }
+        if r < 2 * p && !self.regions.is_empty() {
+            return self.vacate(s);
+        }
+        match s.below(100) {
+            0..=13 => self.fill(s),
+            14..=27 => self.fault(s),
+            28..=38 => Op::Walk {
+                gpa: self.any_gpa(s),
+                depth: s.below(u64::from(LEVEL1) + 1) as u32,
+            },
+            39..=44 => Op::IsMapped {
+                gpa: self.target_gpa(s),
+                want: s.below(4) as u8,
+            },
+            45..=56 => {
+                let (accessed, dirty) = match s.below(3) {
+                    0 => (true, false),
+                    1 => (false, true),
+                    _ => (true, true),
+                };
+                Op::HwSetAd {
+                    gpa: self.target_gpa(s),
+                    accessed,
+                    dirty,
+                }
+            }
+            57..=62 => Op::ResetAccessed {
+                gpa: self.target_gpa(s),
+                on: s.flip(),
+            },
+            63..=68 => Op::ResetDirty {
+                gpa: self.target_gpa(s),
+                on: s.flip(),
+            },
+            69..=73 => Op::Query {
+                gpa: self.target_gpa(s),
+            },
+            74..=79 => {
+                let (addr, len) = self.iter_range(s);
+                let reset = match s.below(5) {
+                    0 | 1 => None,
+                    2 | 3 => Some(false),
+                    _ => Some(true),
+                };
+                Op::Track { addr, len, reset }
+            }
+            80..=87 => {
+                let gpa = self.target_gpa(s) & !(PAGE - 1);
+                Op::Unmap {
+                    gpa: gpa.min(GPA_END - PAGE),
+                }
+            }
+            88..=95 => self.unmap_region(s),
+            96 => Op::GetPmtp {
+                track_dirty: s.flip(),
+            },
+            97 => Op::CanTrackDirty {
+                hw_ad: !s.chance(300),
+            },
+            98 => Op::Check,
+            _ => self.fault(s),
+        }
+    }
+
+    fn pages(s: &mut impl Source, lo: u64, hi: u64) -> u64 {
+        s.range(lo, hi) * PAGE
+    }
+
+    /// A region length, by the configured mix.
+    fn region_len(&self, s: &mut impl Source) -> u64 {
+        let c = self.cfg;
+        let r = s.below(1000) as u32;
+        let mut len = if r < c.big_per_mille {
+            s.range(4, 64) * GIB
+        } else if r < c.big_per_mille + c.gib_per_mille {
+            s.range(1, 4) * GIB
+        } else {
+            match s.below(100) {
+                0..=34 => Self::pages(s, 1, 16),
+                35..=59 => Self::pages(s, 1, 1024),
+                60..=89 => s.range(1, 16) * M2,
+                _ => s.range(1, 64) * M2,
+            }
+        };
+        // Off the boundaries now and then.
+        match s.below(10) {
+            0 => len += Self::pages(s, 1, 16),
+            1 if len > 16 * PAGE => len -= Self::pages(s, 1, 16),
+            _ => {}
+        }
+        len
+    }
+
+    /// Where to put a new region of `len` bytes (not yet checked).
+    fn region_addr(&self, s: &mut impl Source, len: u64) -> u64 {
+        let n = self.regions.len() as u64;
+        match s.below(100) {
+            // Right after a live region (sharing its last tables), or a
+            // few pages after it.
+            0..=24 if n > 0 => {
+                let (a, l) = self.regions.get(s.below(n) as usize);
+                let gap = if s.flip() { 0 } else { Self::pages(s, 0, 3) };
+                a + l + gap
+            }
+            // Right before one.
+            25..=34 if n > 0 => {
+                let (a, _) = self.regions.get(s.below(n) as usize);
+                a.saturating_sub(len)
+            }
+            // At, across or up to a 2 MiB, 1 GiB or 512 GiB boundary.
+            0..=54 => {
+                let unit = s.pick(&[M2, M2, GIB, GIB, G512]);
+                let max_k = GPA_END / unit;
+                let k = if s.flip() { s.below(8) } else { s.below(max_k) };
+                let b = k * unit;
+                match s.below(3) {
+                    0 => b,
+                    1 => b.saturating_sub((len / 2) & !(PAGE - 1)),
+                    _ => b.saturating_sub(len),
+                }
+            }
+            // Low memory.
+            55..=69 => Self::pages(s, 0, (4 * GIB) / PAGE),
+            // The top of the 48-bit space.
+            70..=79 => GPA_END.saturating_sub(len + Self::pages(s, 0, 16)),
+            _ => Self::pages(s, 0, GPA_END.saturating_sub(len) / PAGE),
+        }
+    }
+
+    fn try_populate(&mut self, s: &mut impl Source, len: u64) -> Option<Op> {
+        if self.regions.len() >= self.cfg.max_regions
+            || self.regions.live_bytes() + len > self.cfg.max_live_bytes
+        {
+            return None;
+        }
+        for _ in 0..8 {
+            let addr = self.region_addr(s, len);
+            if self.regions.fits(addr, len) {
+                self.regions.insert(addr, len);
+                return Some(Op::Populate { addr, len });
+            }
+        }
+        None
+    }
+
+    fn populate(&mut self, s: &mut impl Source) -> Option<Op> {
+        for _ in 0..4 {
+            let len = self.region_len(s);
+            if let Some(op) = self.try_populate(s, len) {
+                return Some(op);
+            }
+        }
+        None
+    }
+
+    fn populate_huge(&mut self, s: &mut impl Source) -> Option<Op> {
+        let max = self.cfg.max_huge / GIB;
+        if max < 64 {
+            return None;
+        }
+        let len = s.range(64, max) * GIB;
+        self.try_populate(s, len)
+    }
+
+    fn vacate(&mut self, s: &mut impl Source) -> Op {
+        let (addr, _) = self
+            .regions
+            .get(s.below(self.regions.len() as u64) as usize);
+        self.regions.remove(addr);
+        self.recent.clear();
+        Op::Vacate { addr }
+    }
+
+    fn random_region(&self, s: &mut impl Source) -> Option<(u64, u64)> {
+        if self.regions.is_empty() {
+            return None;
+        }
+        Some(
+            self.regions
+                .get(s.below(self.regions.len() as u64) as usize),
+        )
+    }
+
+    /// A page in a region: its first or last, one near a 2 MiB boundary, or
+    /// any.
+    fn page_in(s: &mut impl Source, (a, l): (u64, u64)) -> u64 {
+        let pages = l / PAGE;
+        match s.below(5) {
+            0 => a,
+            1 => a + l - PAGE,
+            2 => {
+                let b = ((a + s.below(pages) * PAGE) & !(M2 - 1)) + M2;
+                let g = b.wrapping_sub(PAGE) + Self::pages(s, 0, 1);
+                if g >= a && g < a + l {
+                    g
+                } else {
+                    a
+                }
+            }
+            _ => a + s.below(pages) * PAGE,
+        }
+    }
+
+    /// Any GPA, biased to the interesting places; sometimes unaligned,
+    /// sometimes above 2^48 (walks only).
+    fn any_gpa(&self, s: &mut impl Source) -> u64 {
+        let g = match s.below(20) {
+            0..=9 => match self.random_region(s) {
+                Some(r) => Self::page_in(s, r),
+                None => s.below(GPA_END),
+            },
+            10 | 11 => s.pick(&[M2, GIB, G512]) * s.below(8),
+            12 => GPA_END - Self::pages(s, 1, 1024),
+            13 => s.below(4 * GIB),
+            14 => s.bits(64),
+            15 | 16 if !self.recent.is_empty() => {
+                self.recent[s.below(self.recent.len() as u64) as usize]
+            }
+            _ => s.below(GPA_END),
+        };
+        if s.chance(100) {
+            g | s.below(PAGE)
+        } else {
+            g
+        }
+    }
+
+    /// A GPA for operations on mapped pages: mostly recently mapped ones.
+    fn target_gpa(&self, s: &mut impl Source) -> u64 {
+        if !self.recent.is_empty() && s.below(10) < 6 {
+            return self.recent[s.below(self.recent.len() as u64) as usize];
+        }
+        match self.random_region(s) {
+            Some(r) if s.below(10) < 8 => Self::page_in(s, r),
+            _ => self.any_gpa(s) % GPA_END,
+        }
+    }
+
+    /// A page-aligned range for an iteration: mostly inside one region,
+    /// sometimes running past its end; at most `max_iter_pages` pages.
+    fn iter_range(&self, s: &mut impl Source) -> (u64, u64) {
+        let max = self.cfg.max_iter_pages.max(1);
+        let Some((a, l)) = self.random_region(s) else {
+            // (At least a page: callers remember its last page.)
+            let (addr, len) = (Self::pages(s, 0, (4 * GIB) / PAGE), Self::pages(s, 0, max));
+            return (addr, len.max(PAGE));
+        };
+        let start = if s.flip() {
+            a
+        } else {
+            Self::page_in(s, (a, l))
+        };
+        let room = (a + l - start) / PAGE;
+        let pages = if s.chance(850) {
+            s.range(1, room.min(max))
+        } else {
+            s.range(1, max)
+        };
+        (start, (pages * PAGE).min(GPA_END - start))
+    }
+
+    fn fill(&mut self, s: &mut impl Source) -> Op {
+        let (addr, len) = self.iter_range(s);
+        let prot = s.pick(&[7, 7, 7, 7, 3, 5, 1, 2, 4, 6]);
+        let attr = self.attr(s);
+        let skip = match s.below(10) {
+            0..=5 => 0,
+            6 => 0xaaaa_aaaa_aaaa_aaaa,
+            7 => 1 << s.below(64),
+            _ => s.bits(64),
+        };
+        let pfn = s.bits(40) & PFN_MASK;
+        self.remember(addr);
+        self.remember(addr + len - PAGE);
+        self.remember(addr + s.below(len / PAGE) * PAGE);
+        Op::Fill {
+            addr,
+            len,
+            prot,
+            attr,
+            skip,
+            pfn,
+        }
+    }
+
+    fn attr(&self, s: &mut impl Source) -> u8 {
+        let types = self.format.memory_types();
+        if s.flip() {
+            6
+        } else {
+            s.pick(types)
+        }
+    }
+
+    fn fault(&mut self, s: &mut impl Source) -> Op {
+        let mut gpa = match self.random_region(s) {
+            Some(r) if s.below(10) < 9 => Self::page_in(s, r),
+            _ => self.any_gpa(s) % GPA_END,
+        };
+        if s.chance(100) {
+            gpa |= s.below(PAGE);
+        }
+        self.remember(gpa & !(PAGE - 1));
+        Op::Fault {
+            gpa,
+            prot: s.pick(&[7, 7, 7, 3, 5, 1]),
+            attr: self.attr(s),
+            pfn: s.bits(40),
+        }
+    }
+
+    /// Populated bytes in `[addr, addr + len)`.
+    fn populated_in(&self, addr: u64, len: u64) -> u64 {
+        let end = addr.saturating_add(len);
+        self.regions
+            .sorted()
+            .iter()
+            .map(|&(a, l)| (a + l).min(end).saturating_sub(a.max(addr)))
+            .sum()
+    }
+
+    fn unmap_region(&mut self, s: &mut impl Source) -> Op {
+        let max = self.cfg.max_iter_pages.max(1) * PAGE;
+        let (addr, len) = match (s.below(10), self.random_region(s)) {
+            (0..=4, _) => self.iter_range(s),
+            // Across a region's end into what follows.
+            (5 | 6, Some((a, l))) => {
+                let before = Self::pages(s, 0, (l / PAGE).min(64));
+                let start = a + l - before;
+                (
+                    start,
+                    (before + Self::pages(s, 1, 1024)).min(GPA_END - start),
+                )
+            }
+            // A whole region, when not too big.
+            (7, Some((a, l))) if l <= 64 * max => (a, l),
+            // Anywhere, up to 1 TiB.
+            _ => {
+                let a = s.below(GPA_END / PAGE) * PAGE;
+                (a, (Self::pages(s, 1, 1 << 28)).min(GPA_END - a))
+            }
+        };
+        // Keep the iteration's cost bounded: few populated pages inside.
+        if self.populated_in(addr, len) > 64 * max {
+            let (a, l) = self.iter_range(s);
+            return Op::UnmapRegion { addr: a, len: l };
+        }
+        Op::UnmapRegion { addr, len }
+    }
+}
+
+/// A random, valid, bhyve-like sequence of `n_ops` operations from `seed`
+/// ([`GenConfig::DEFAULT`]).
+pub fn generate(seed: u64, n_ops: usize, format: Format) -> Vec<Op> {
+    generate_with(seed, n_ops, format, &GenConfig::DEFAULT)
+}
+
+/// [`generate`] with another configuration.
+pub fn generate_with(seed: u64, n_ops: usize, format: Format, cfg: &GenConfig) -> Vec<Op> {
+    let mut rng = Rng::new(seed ^ ((format as u64) << 63));
+    let mut g = Gen {
+        cfg,
+        format,
+        regions: Regions::default(),
+        recent: Vec::new(),
+        next_recent: 0,
+    };
+    (0..n_ops).map(|_| g.op(&mut rng)).collect()
+}
+
+/// Most operations [`from_bytes`] makes of one input.
+pub const FROM_BYTES_MAX_OPS: usize = 4096;
+
+/// Any bytes to a format and a valid sequence ([`GenConfig::FUZZ`]): the
+/// first byte picks the format, the rest drive the generator's choices
+/// until they run out (at most [`FROM_BYTES_MAX_OPS`] operations).
+pub fn from_bytes(data: &[u8]) -> (Format, Vec<Op>) {
+    from_bytes_with(data, &GenConfig::FUZZ)
+}
+
+/// [`from_bytes`] with another configuration.
+pub fn from_bytes_with(data: &[u8], cfg: &GenConfig) -> (Format, Vec<Op>) {
+    let format = match data.first() {
+        Some(b) if b & 1 == 1 => Format::Rvi,
+        _ => Format::Ept,
+    };
+    let mut src = Bytes {
+        data: data.get(1..).unwrap_or(&[]),
+        pos: 0,
+    };
+    let mut g = Gen {
+        cfg,
+        format,
+        regions: Regions::default(),
+        recent: Vec::new(),
+        next_recent: 0,
+    };
+    let mut ops = Vec::new();
+    while !src.exhausted() && ops.len() < FROM_BYTES_MAX_OPS {
+        ops.push(g.op(&mut src));
+    }
+    (format, ops)
+}
