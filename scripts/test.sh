@@ -12,7 +12,7 @@
 #   VMM_GPT_VALGRIND           1: require valgrind; 0: skip it; unset: use it if
 #                              installed
 #   VMM_GPT_SANITIZE_OPS       operations of the differential run under the
-#                              sanitizers (default 400000)
+#                              sanitizers (default 1000000)
 #   VMM_GPT_REQUIRE_KERNEL_OBJECT  1: fail instead of skipping when a test
 #                              lacks the kernel object (this script always
 #                              builds it: illumos-build/build.sh, then the
@@ -55,9 +55,9 @@ cargo test --workspace
 step "cargo test -p vmm-gpt-difftest with the C under ASan and UBSan"
 # The differential tests again, the C sides (kernel stand-in, original)
 # compiled with -fsanitize=address,undefined, in a target directory of
-# their own; fewer operations (ASan is slower).  Their valgrind test skips
-# itself here: valgrind and ASan do not mix.
-VMM_GPT_SANITIZE=1 VMM_GPT_DIFF_OPS="${VMM_GPT_SANITIZE_OPS:-400000}" \
+# their own.  Their valgrind test skips itself here: valgrind and ASan do
+# not mix.
+VMM_GPT_SANITIZE=1 VMM_GPT_DIFF_OPS="${VMM_GPT_SANITIZE_OPS:-1000000}" \
     cargo test -p vmm-gpt-difftest --target-dir target/sanitize
 
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
