@@ -158,6 +158,27 @@ struct Dirs {
     out: PathBuf,
 }
 
+impl Dirs {
+    /// Compiles one C file to `obj` with `flags`, against the harness, the
+    /// kernel stand-in headers and the headers under test; on failure, ends
+    /// the build with the compiler's output (`what` says what failed).
+    fn compile(&self, src: &Path, obj: &Path, flags: &[&str], what: &str) {
+        let mut cmd = compiler_command();
+        cmd.args(flags)
+            .arg("-I")
+            .arg(&self.cdir)
+            .arg("-I")
+            .arg(&self.kinc)
+            .arg("-I")
+            .arg(&self.hinc)
+            .arg("-c")
+            .arg(src)
+            .arg("-o")
+            .arg(obj);
+        run(cmd, what);
+    }
+}
+
 /// Builds `$OUT_DIR/c_unit_reference` and returns its path.
 fn build_reference(dirs: &Dirs, gate: &Path, sources: &[PathBuf]) -> PathBuf {
     let original = gate.join(ORIGINAL);
@@ -173,36 +194,20 @@ fn build_reference(dirs: &Dirs, gate: &Path, sources: &[PathBuf]) -> PathBuf {
     fs::create_dir_all(&objdir)
         .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
 
-    let compile = |src: &Path, obj: &Path, flags: &[&str], what: &str| {
-        let mut cmd = compiler_command();
-        cmd.args(flags)
-            .arg("-I")
-            .arg(&dirs.cdir)
-            .arg("-I")
-            .arg(&dirs.kinc)
-            .arg("-I")
-            .arg(&dirs.hinc)
-            .arg("-c")
-            .arg(src)
-            .arg("-o")
-            .arg(obj);
-        run(cmd, what);
-    };
-
     // The original must compile cleanly against the headers under test and
     // the stand-ins, as a non-DEBUG and as a DEBUG kernel would build it; the
     // DEBUG object (ASSERTs on) is the one linked.
     let mut objs = Vec::new();
     let debug_obj = objdir.join("vmm_gpt.debug.o");
     let mut flags = ORIGINAL_CFLAGS.to_vec();
-    compile(
+    dirs.compile(
         &original,
         &objdir.join("vmm_gpt.o"),
         &flags,
         "compiling the original vmm_gpt.c",
     );
     flags.push("-DDEBUG");
-    compile(
+    dirs.compile(
         &original,
         &debug_obj,
         &flags,
@@ -221,7 +226,7 @@ fn build_reference(dirs: &Dirs, gate: &Path, sources: &[PathBuf]) -> PathBuf {
     {
         let name = src.file_name().expect("a file name").to_string_lossy();
         let obj = objdir.join(format!("{name}.o"));
-        compile(
+        dirs.compile(
             src,
             &obj,
             CFLAGS,
@@ -388,20 +393,10 @@ fn compile_kernel_object_harness(dirs: &Dirs, sources: &[PathBuf]) -> Vec<PathBu
     for src in sources.iter().filter(|s| **s != abi_parity).chain([&main]) {
         let name = src.file_name().expect("a file name").to_string_lossy();
         let obj = objdir.join(format!("{name}.o"));
-        let mut cmd = compiler_command();
-        cmd.args(CFLAGS)
-            .arg("-I")
-            .arg(&dirs.cdir)
-            .arg("-I")
-            .arg(&dirs.kinc)
-            .arg("-I")
-            .arg(&dirs.hinc)
-            .arg("-c")
-            .arg(src)
-            .arg("-o")
-            .arg(&obj);
-        run(
-            cmd,
+        dirs.compile(
+            src,
+            &obj,
+            CFLAGS,
             &format!("compiling {name} for the kernel-object tests"),
         );
         objs.push(obj);
