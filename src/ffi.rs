@@ -34,19 +34,47 @@ fn gpt<'a>(func: &CStr, gpt: *mut vmm_gpt_t) -> &'a Gpt {
     unsafe { &*(gpt as *const Gpt) }
 }
 
-/// The entry behind a C pointer; panics on NULL.
+/// The entry behind a C pointer: panics on NULL (the original dereferences
+/// it, or `VERIFY`s it in the resets); `None` for a misaligned pointer,
+/// which no walk or iterator hands out, and which each caller serves as the
+/// non-DEBUG original would (see `pte::load_misaligned`).
 #[inline]
-fn entry<'a>(func: &CStr, ptep: *const vmm_gpt_entry_t) -> &'a Pte {
+fn entry<'a>(func: &CStr, ptep: *const vmm_gpt_entry_t) -> Option<&'a Pte> {
     if ptep.is_null() {
         kernel::fail(func, c"ptep is NULL");
     }
     if !ptep.cast::<u64>().is_aligned() {
-        kernel::fail_value(func, c"ptep is misaligned:", ptep as u64);
+        return None;
     }
     // SAFETY: a non-NULL entry pointer comes from a walk or the iterator and
     // points into a live table (the C contract); entries are only accessed
     // atomically, so viewing it as an AtomicU64 is sound.
-    unsafe { pte::from_ptr(ptep as *mut vmm_gpt_entry_t) }
+    Some(unsafe { pte::from_ptr(ptep as *mut vmm_gpt_entry_t) })
+}
+
+/// The value of the entry behind a C pointer, for the read-only functions.
+#[inline]
+fn entry_value(func: &CStr, ptep: *const vmm_gpt_entry_t) -> u64 {
+    match entry(func, ptep) {
+        Some(e) => pte::load(e),
+        // SAFETY: the C contract: ptep points to an entry's 8 bytes.
+        None => unsafe { pte::load_misaligned(ptep) },
+    }
+}
+
+/// `vmm_gpte_reset_accessed` / `_dirty` of the entry behind a C pointer:
+/// clears `mask`, sets `bits`; returns whether any of `mask` was set.
+#[inline]
+fn reset(func: &CStr, ptep: *mut vmm_gpt_entry_t, (mask, bits): (u64, u64)) -> bool {
+    let old = match entry(func, ptep) {
+        Some(e) => pte::reset_bits(e, mask, bits),
+        None => {
+            // SAFETY: the C contract: ptep points to an entry's 8 bytes.
+            let value = unsafe { pte::load_misaligned(ptep) };
+            pte::reset_misaligned(func, ptep, value, mask, bits)
+        }
+    };
+    old != 0
 }
 
 /// Installs a PTE format by hot-patching the indirection stubs.
@@ -150,7 +178,11 @@ pub unsafe extern "C" fn vmm_gpt_map_at(
 ) -> bool {
     // The GPT is not needed: the entry says where to map.
     let _ = g;
-    pte::map_at(entry(c"vmm_gpt_map_at", ptep), pfn, prot, attr)
+    match entry(c"vmm_gpt_map_at", ptep) {
+        Some(e) => pte::map_at(e, pfn, prot, attr),
+        // SAFETY: the C contract: ptep points to an entry's 8 bytes.
+        None => unsafe { pte::map_at_misaligned(ptep, pfn, prot, attr) },
+    }
 }
 
 /// Frees the tables of `[addr, addr + len)` that nothing else needs.
@@ -187,34 +219,34 @@ pub unsafe extern "C" fn vmm_gpte_is_mapped(
     pfnp: *mut pfn_t,
     protp: *mut uint_t,
 ) -> bool {
-    let e = entry(c"vmm_gpte_is_mapped", ptep);
+    let value = entry_value(c"vmm_gpte_is_mapped", ptep);
     // SAFETY: the C contract: each out-pointer is NULL or writable.
-    unsafe { pte::parse(pte::load(e), pfnp, protp) }
+    unsafe { pte::parse(value, pfnp, protp) }
 }
 
 /// Sets (`on`) or clears the accessed bit, clearing dirty; returns whether
 /// either was set.
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpte_reset_accessed(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool {
-    pte::reset_accessed(entry(c"vmm_gpte_reset_accessed", ptep), on)
+    reset(c"vmm_gpte_reset_accessed", ptep, pte::accessed_bits(on))
 }
 
 /// Sets (`on`) or clears the dirty bit; returns whether it was set.
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpte_reset_dirty(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool {
-    pte::reset_dirty(entry(c"vmm_gpte_reset_dirty", ptep), on)
+    reset(c"vmm_gpte_reset_dirty", ptep, pte::dirty_bits(on))
 }
 
 /// Is the accessed bit set?
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpte_query_accessed(ptep: *const vmm_gpt_entry_t) -> bool {
-    pte::query_accessed(entry(c"vmm_gpte_query_accessed", ptep))
+    pte::query_accessed(entry_value(c"vmm_gpte_query_accessed", ptep))
 }
 
 /// Is the dirty bit set?
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpte_query_dirty(ptep: *const vmm_gpt_entry_t) -> bool {
-    pte::query_dirty(entry(c"vmm_gpte_query_dirty", ptep))
+    pte::query_dirty(entry_value(c"vmm_gpte_query_dirty", ptep))
 }
 
 /// Does the hardware keep A/D bits (can dirty pages be tracked)?

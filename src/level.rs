@@ -22,6 +22,8 @@ pub const MAX_NODE_IDX: usize = PTE_PER_TABLE - 1;
 pub const PAGESIZE: usize = 4096;
 /// Low bits of an address inside its page (`PAGEOFFSET`).
 pub const PAGEOFFSET: u64 = PAGESIZE as u64 - 1;
+/// The page-number bits of an address (`PAGEMASK`).
+pub const PAGEMASK: u64 = !PAGEOFFSET;
 /// The size of the guest-physical space the four levels span: 2^48.
 pub const GPA_SPACE_END: u64 = 1 << 48;
 
@@ -180,4 +182,21 @@ pub fn ptep_index(ptep: *const u64) -> Idx {
 #[inline]
 pub const fn page_aligned(v: u64) -> bool {
     v & PAGEOFFSET == 0
+}
+
+/// `ASSERT0(addr & PAGEOFFSET); ASSERT0(len & PAGEOFFSET);`, which the
+/// original's range functions open with: in DEBUG builds a range that is
+/// not page-aligned panics, naming the function and the value.  In other
+/// builds the range goes on as the non-DEBUG original takes it (the
+/// callers say how).
+#[inline]
+pub fn debug_assert_range(func: &core::ffi::CStr, addr: u64, len: u64) {
+    if cfg!(debug_assertions) {
+        if !page_aligned(addr) {
+            crate::kernel::fail_named(func, c"addr", addr, c"is not page-aligned");
+        }
+        if !page_aligned(len) {
+            crate::kernel::fail_named(func, c"len", len, c"is not page-aligned");
+        }
+    }
 }

@@ -198,6 +198,38 @@ impl<T> Slots<T> {
         }
     }
 
+    /// The first non-NULL slot at index `from` or above, if any: the
+    /// original's next sibling.  Chunks not allocated are skipped whole.
+    fn first_from(&self, from: usize) -> Option<Idx> {
+        let mut i = from;
+        while i < PTE_PER_TABLE {
+            let (c, k) = (i / CHUNK, i % CHUNK);
+            let Some(&chunk) = self.chunks.get(c) else {
+                slot_out_of_bounds()
+            };
+            if chunk.is_null() {
+                i = (c + 1) * CHUNK;
+                continue;
+            }
+            // SAFETY: a live chunk this directory owns, as in `get`.
+            let slots = unsafe { &(*chunk).slots };
+            match slots.get(k..) {
+                Some(rest) => match rest.iter().position(|p| !p.is_null()) {
+                    Some(off) => return Some(Idx::wrap(i + off)),
+                    None => i = (c + 1) * CHUNK,
+                },
+                None => slot_out_of_bounds(),
+            }
+        }
+        None
+    }
+
+    /// The first non-NULL slot after `i`, if any.
+    #[inline]
+    fn next_after(&self, i: Idx) -> Option<Idx> {
+        self.first_from(i.get() + 1)
+    }
+
     /// Frees every chunk (the slots must all be NULL by now: the children
     /// are gone).
     fn free(&mut self) {
@@ -225,13 +257,18 @@ pub struct Dir<C> {
 }
 
 /// A `LEVEL2` directory: the children are leaf tables, and each has its
-/// reference count here (entries covered by populated regions, 0..=512).
+/// reference count here: entries covered by populated regions, as the
+/// original's `uint32_t vgn_ref_cnt`.  Regions populated over each other
+/// count each time, so a count can exceed 512 (the original asserts
+/// against that only in DEBUG kernels, and production ones carry on); a
+/// table can also be present with a count of 0 (an empty populate leaves
+/// one, as the original's does).
 #[repr(C)]
 pub struct L2Dir {
     page: TablePage,
     present: u32,
     leaves: Slots<Table>,
-    leaf_refs: [u16; PTE_PER_TABLE],
+    leaf_refs: [u32; PTE_PER_TABLE],
 }
 
 /// A `LEVEL3` directory.
@@ -316,6 +353,26 @@ impl NewDir for L2Dir {
     }
 }
 
+impl<C> Dir<C> {
+    /// The child directory at index `i`, if present, for reading.
+    pub fn get(&self, i: Idx) -> Option<&C> {
+        // SAFETY: a non-null child pointer is a live directory that this
+        // directory owns; `&self` keeps it from changing meanwhile.
+        unsafe { self.children.get(i).as_ref() }
+    }
+
+    /// The index of the first child after index `i`, if any (the
+    /// original's next sibling).
+    pub fn next_child(&self, i: Idx) -> Option<Idx> {
+        self.children.next_after(i)
+    }
+
+    /// The index of the first child, if any.
+    pub fn first_child(&self) -> Option<Idx> {
+        self.children.first_from(0)
+    }
+}
+
 impl<C: NewDir> Dir<C> {
     /// The child directory at index `i`, if present.
     pub fn child(&mut self, i: Idx) -> Option<&mut C> {
@@ -383,20 +440,22 @@ impl L2Dir {
 
     /// The reference count of the leaf table at index `i`.
     pub fn leaf_refs(&self, i: Idx) -> u32 {
-        u32::from(self.leaf_refs[i])
+        self.leaf_refs[i]
     }
 
-    /// Sets the reference count of the (present) leaf table at index `i`;
-    /// the caller has checked that `refs <= 512`.
+    /// Sets the reference count of the (present) leaf table at index `i`.
     pub fn set_leaf_refs(&mut self, i: Idx, refs: u32) {
-        if refs as usize > PTE_PER_TABLE {
-            kernel::fail_value(
-                c"vmm_gpt_node_set_refs",
-                c"leaf reference count above 512:",
-                u64::from(refs),
-            );
-        }
-        self.leaf_refs[i] = refs as u16;
+        self.leaf_refs[i] = refs;
+    }
+
+    /// The index of the first leaf table after index `i`, if any.
+    pub fn next_leaf(&self, i: Idx) -> Option<Idx> {
+        self.leaves.next_after(i)
+    }
+
+    /// The index of the first leaf table, if any.
+    pub fn first_leaf(&self) -> Option<Idx> {
+        self.leaves.first_from(0)
     }
 
     /// Creates and links the leaf table at index `i` if it is missing.

@@ -13,8 +13,9 @@
 //! behind it; compare-and-swap is `SeqCst`, a full barrier like illumos'
 //! `atomic_cas_64`.  On x86-64 the loads and stores are plain `mov`s.
 
+use core::ffi::CStr;
 use core::ptr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
 
 use crate::abi::{pfn_t, uint_t, vmm_gpt_entry_t};
 use crate::hotpatch;
@@ -133,12 +134,48 @@ pub fn parse_pfn(pte: u64) -> Option<pfn_t> {
 /// exactly one of them win.  The losers must have been mapping the same
 /// page (checked in debug builds, as the original does).
 pub fn map_at(pte: &Pte, pfn: pfn_t, prot: uint_t, attr: u8) -> bool {
-    const FUNC: &core::ffi::CStr = c"vmm_gpt_map_at";
     let new = map_page(pfn, prot, attr);
     let old = cas(pte, 0, new);
     if old == 0 {
         return true;
     }
+    already_mapped(new, old);
+    false
+}
+
+/// `vmm_gpt_map_at()` through a misaligned entry pointer: where the 8
+/// bytes there are not zero, the original's compare-and-swap fails and
+/// changes nothing, and so does this (a full barrier, as that failed
+/// `atomic_cas_64` is); where they are zero, it would write a PTE across
+/// two adjacent entries, corrupting both: that panics in every build.
+///
+/// # Safety
+/// `ptep` points to 8 readable bytes (the caller's contract).
+pub unsafe fn map_at_misaligned(
+    ptep: *const vmm_gpt_entry_t,
+    pfn: pfn_t,
+    prot: uint_t,
+    attr: u8,
+) -> bool {
+    let new = map_page(pfn, prot, attr);
+    // SAFETY: the caller's promise.
+    let old = unsafe { load_misaligned(ptep) };
+    if old == 0 {
+        kernel::fail_value(
+            c"vmm_gpt_map_at",
+            c"would write a PTE across two entries at misaligned ptep",
+            ptep as u64,
+        );
+    }
+    fence(Ordering::SeqCst);
+    already_mapped(new, old);
+    false
+}
+
+/// DEBUG builds: `map_at` lost to an entry that maps `old`; the original
+/// asserts that both map the same page.
+fn already_mapped(new: u64, old: u64) {
+    const FUNC: &CStr = c"vmm_gpt_map_at";
     if cfg!(debug_assertions) {
         let new_pfn = parse_pfn(new);
         let old_pfn = parse_pfn(old);
@@ -153,22 +190,40 @@ pub fn map_at(pte: &Pte, pfn: pfn_t, prot: uint_t, attr: u8) -> bool {
             );
         }
     }
-    false
 }
 
-/// Clears `mask` in an entry and sets `bits`, without losing a concurrent
-/// change to any other bit; returns the old value of the masked bits.
+/// Clears `mask` in an entry and sets `bits` (a subset of `mask`), without
+/// losing a concurrent change to any other bit; returns the old value of
+/// the masked bits.
 ///
-/// When the masked bits already hold `bits`, the entry is left alone: a
-/// plain atomic load observes that, and it linearizes before any later
-/// hardware update just as a compare-and-swap would (KVM skips the atomic
-/// in the same way).
-fn reset_bits(pte: &Pte, mask: u64, bits: u64) -> u64 {
+/// Ordering: every call that sets bits is one locked read-modify-write, a
+/// full barrier, as the original's `atomic_cas_64` loop is whether or not
+/// the bits change.  `vmp_release()` relies on that: it writes a page, then
+/// marks it dirty; a scanner that clears the dirty bit and then copies the
+/// page must see the write whenever it sees the bit.  Were the set skipped
+/// for an already-set bit, the page's data could still sit in the writer's
+/// store buffer while the scanner clears the bit and copies the old data,
+/// and the write would be lost (the litmus test in ctest shows it).
+///
+/// Clearing bits that are already clear is only a load (acquire): it
+/// changes nothing, and it linearizes before any later set, which then
+/// leaves the bit set for the next scan, so no update can be lost.  What a
+/// scanner does after seeing a clean entry (nothing, or writing its own
+/// bitmap) needs no ordering against the writers, and the original's own
+/// query (`vmm_gpte_query_dirty`, which `VBO_GET_DIRTY` scans with) is a
+/// plain load too.  This skip is what makes a clean scan cheap.
+pub fn reset_bits(pte: &Pte, mask: u64, bits: u64) -> u64 {
+    if bits == 0 {
+        if load(pte) & mask == 0 {
+            return 0;
+        }
+        return pte.fetch_and(!mask, Ordering::SeqCst) & mask;
+    }
+    if bits == mask {
+        return pte.fetch_or(bits, Ordering::SeqCst) & mask;
+    }
     let mut old = load(pte);
     loop {
-        if old & mask == bits {
-            return old & mask;
-        }
         let seen = cas(pte, old, (old & !mask) | bits);
         if seen == old {
             return old & mask;
@@ -177,28 +232,73 @@ fn reset_bits(pte: &Pte, mask: u64, bits: u64) -> u64 {
     }
 }
 
-/// `vmm_gpte_reset_accessed()`: with `on`, sets the accessed bit; either
-/// way clears the dirty bit.  Returns whether accessed or dirty was set.
-pub fn reset_accessed(pte: &Pte, on: bool) -> bool {
+/// Reads the 8 bytes at a misaligned entry pointer, as the original's plain
+/// `*ptep` does (x86 allows it): a pointer no walk or iterator hands out,
+/// but the non-DEBUG original reads through it without harm, so the
+/// read-only functions must too.  Byte by byte, each an atomic load, so
+/// that nothing outside the 8 bytes is touched and no access is torn
+/// differently from how the hardware may tear the original's.
+///
+/// # Safety
+/// `ptep` points to 8 readable bytes (the caller's contract).
+pub unsafe fn load_misaligned(ptep: *const vmm_gpt_entry_t) -> u64 {
+    let base = ptep.cast::<u8>();
+    let mut bytes = [0u8; 8];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        // SAFETY: byte `i` of the caller's 8 bytes; a byte is always
+        // aligned for an AtomicU8, and the memory may be written by
+        // others only atomically.
+        *b = unsafe { AtomicU8::from_ptr(base.add(i).cast_mut()) }.load(Ordering::Acquire);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// The masked bits a reset leaves and returns for an entry holding
+/// `value`, where the reset would change nothing: a misaligned entry
+/// pointer, which only the read-only path may serve.  The original's
+/// compare-and-swap rewrites the value unchanged there, a full barrier,
+/// which the fence keeps.  Where it would change bits, it would rewrite
+/// parts of two adjacent entries (corrupting both): that panics, in every
+/// build, naming the function and the pointer.
+pub fn reset_misaligned(
+    func: &CStr,
+    ptep: *const vmm_gpt_entry_t,
+    value: u64,
+    mask: u64,
+    bits: u64,
+) -> u64 {
+    if value & mask != bits {
+        kernel::fail_value(
+            func,
+            c"would rewrite two entries through misaligned ptep",
+            ptep as u64,
+        );
+    }
+    fence(Ordering::SeqCst);
+    value & mask
+}
+
+/// `vmm_gpte_reset_accessed(on)` clears the accessed and dirty bits and,
+/// with `on`, sets accessed: the mask and the bits for [`reset_bits`].
+pub fn accessed_bits(on: bool) -> (u64, u64) {
     let imp = hotpatch::installed();
-    let accessed = imp.vpi_bit_accessed;
-    let dirty = imp.vpi_bit_dirty;
-    reset_bits(pte, accessed | dirty, if on { accessed } else { 0 }) != 0
+    let (accessed, dirty) = (imp.vpi_bit_accessed, imp.vpi_bit_dirty);
+    (accessed | dirty, if on { accessed } else { 0 })
 }
 
-/// `vmm_gpte_reset_dirty()`: sets or clears the dirty bit; returns whether
-/// it was set.
-pub fn reset_dirty(pte: &Pte, on: bool) -> bool {
+/// `vmm_gpte_reset_dirty(on)` clears the dirty bit and, with `on`, sets
+/// it: the mask and the bits for [`reset_bits`].
+pub fn dirty_bits(on: bool) -> (u64, u64) {
     let dirty = hotpatch::installed().vpi_bit_dirty;
-    reset_bits(pte, dirty, if on { dirty } else { 0 }) != 0
+    (dirty, if on { dirty } else { 0 })
 }
 
-/// `vmm_gpte_query_accessed()`.
-pub fn query_accessed(pte: &Pte) -> bool {
-    load(pte) & hotpatch::installed().vpi_bit_accessed != 0
+/// `vmm_gpte_query_accessed()` of an entry holding `value`.
+pub fn query_accessed(value: u64) -> bool {
+    value & hotpatch::installed().vpi_bit_accessed != 0
 }
 
-/// `vmm_gpte_query_dirty()`.
-pub fn query_dirty(pte: &Pte) -> bool {
-    load(pte) & hotpatch::installed().vpi_bit_dirty != 0
+/// `vmm_gpte_query_dirty()` of an entry holding `value`.
+pub fn query_dirty(value: u64) -> bool {
+    value & hotpatch::installed().vpi_bit_dirty != 0
 }

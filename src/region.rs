@@ -14,10 +14,9 @@
 
 use core::ffi::CStr;
 
-use crate::kernel;
-use crate::level::{page_aligned, Idx, Level, GPA_SPACE_END, PAGEOFFSET, PTE_PER_TABLE};
-use crate::node::{Directory, Gpt, L2Dir};
-use crate::pte;
+use crate::kernel::{self, debug_verify};
+use crate::level::{debug_assert_range, Idx, Level, GPA_SPACE_END, PAGEMASK, PTE_PER_TABLE};
+use crate::node::{Directory, Gpt, L2Dir, L4Dir};
 
 /// One slot of a table that a range touches: its index and the part of the
 /// range inside it, `[start, end)`.
@@ -50,50 +49,63 @@ fn child_base(level: Level, s: &Slot) -> u64 {
     s.start & level.mask()
 }
 
-/// Leaf entries a slot of a `LEVEL2` table covers (both ends page-aligned).
+/// The entries of its leaf table that slot `s` of a `LEVEL2` table covers:
+/// the pages from its start to its end, both rounded down to a page, as
+/// the original's `vmm_gpt_node_entries_covered()` counts them (for a
+/// page-aligned range, simply its pages).
 fn pages(s: &Slot) -> u32 {
-    ((s.end - s.start) >> Level::L1.shift()) as u32
-}
-
-/// Checks a range passed to a GPT function: page-aligned and not wrapping
-/// past the top of the 64-bit space.  Returns its end.
-pub fn check_range(func: &CStr, addr: u64, len: u64) -> u64 {
-    if !page_aligned(addr) {
-        kernel::fail_named(func, c"addr", addr, c"is not page-aligned");
-    }
-    if !page_aligned(len) {
-        kernel::fail_named(func, c"len", len, c"is not page-aligned");
-    }
-    match addr.checked_add(len) {
-        Some(end) => end,
-        None => kernel::fail_range(func, addr, len, c"wraps"),
-    }
+    (((s.end & PAGEMASK) - (s.start & PAGEMASK)) >> Level::L1.shift()) as u32
 }
 
 /// `vmm_gpt_populate_region()`: makes sure every table that maps
 /// `[addr, addr + len)` exists, and counts the range's entries in its leaf
 /// tables.
 ///
-/// The range must be page-aligned, inside the 48-bit guest-physical space,
-/// and must not overlap a populated region so much that a leaf table would
-/// count more than its 512 entries (the original asserts that in DEBUG
-/// kernels only; here every build panics, since the count would otherwise
-/// wrap and free a table still in use).  An empty range populates nothing.
+/// The consumer passes a page-aligned, non-empty range below 2^48 that
+/// overlaps no populated region.  Beyond that contract this does what the
+/// non-DEBUG original does (docs/checks.md has the table):
+/// - an empty or wrapping range (`addr + len` past 2^64) creates the
+///   tables that cover `addr`, down to its leaf table, and counts nothing;
+/// - an unaligned range is asserted against in DEBUG builds; otherwise its
+///   tables are those covering `[addr, addr + len)`, its count the pages
+///   from `addr` to `addr + len`, both rounded down;
+/// - populating over a populated range counts its entries again (the
+///   count may pass 512; asserted against in DEBUG builds).
+///
+/// It panics in every build where the original would corrupt the tree or
+/// crash: a range starting at or beyond 2^48 (the original records a table
+/// for an aliased address) or running past it (the original panics), and
+/// a leaf count that would wrap past 2^32.
 ///
 /// # Safety
 /// As for [`Gpt::root_mut`]: no concurrent populate, vacate or free.
 pub unsafe fn populate(gpt: &Gpt, addr: u64, len: u64) {
     const FUNC: &CStr = c"vmm_gpt_populate_region";
-    let end = check_range(FUNC, addr, len);
-    if end > GPA_SPACE_END {
-        kernel::fail_range(FUNC, addr, len, c"exceeds the 48-bit guest-physical space");
+    debug_assert_range(FUNC, addr, len);
+    if addr >= GPA_SPACE_END {
+        kernel::fail_range(
+            FUNC,
+            addr,
+            len,
+            c"starts beyond the 48-bit guest-physical space",
+        );
     }
-    if len == 0 {
-        return;
-    }
+    let end = addr.wrapping_add(len);
 
     // SAFETY: the caller's promise.
     let root = unsafe { gpt.root_mut() };
+    if end <= addr {
+        // Empty or wrapping: the original creates the tables at `addr`
+        // (one per level, as the first step of populating) and then counts
+        // nothing, since no address is below the end.
+        let l3 = root.child_or_create(Level::L4.index(addr));
+        let l2 = l3.child_or_create(Level::L3.index(addr));
+        l2.leaf_or_create(Level::L2.index(addr));
+        return;
+    }
+    if end > GPA_SPACE_END {
+        kernel::fail_range(FUNC, addr, len, c"exceeds the 48-bit guest-physical space");
+    }
     if let Some(s2) = one_leaf(addr, end) {
         // Performance: a range inside one leaf table (a device page, a
         // small region) goes straight down; the loops below would take the
@@ -128,118 +140,257 @@ fn one_leaf(addr: u64, end: u64) -> Option<Slot> {
 }
 
 /// Populate: counts the entries of slot `s2` of a `LEVEL2` directory in
-/// its leaf table, creating the table if it is missing.
+/// its leaf table, creating the table if it is missing.  The original's
+/// three `ASSERT`s on the count are DEBUG-build checks; a count that would
+/// wrap its 32 bits panics in every build.
 #[inline]
 fn populate_leaf(l2: &mut L2Dir, s2: &Slot) {
+    const FUNC: &CStr = c"vmm_gpt_populate_region";
     l2.leaf_or_create(s2.index);
-    let refs = l2.leaf_refs(s2.index) + pages(s2);
-    if refs as usize > PTE_PER_TABLE {
+    let covered = pages(s2);
+    let refs = l2.leaf_refs(s2.index);
+    debug_verify!(FUNC, covered != 0);
+    if cfg!(debug_assertions) && refs as usize + covered as usize > PTE_PER_TABLE {
         kernel::fail_value(
-            c"vmm_gpt_populate_region",
+            FUNC,
             c"leaf table reference count overflow at gpa",
             child_base(Level::L2, s2),
         );
     }
+    let Some(refs) = refs.checked_add(covered) else {
+        kernel::fail_value(
+            FUNC,
+            c"leaf table reference count wraps at gpa",
+            child_base(Level::L2, s2),
+        );
+    };
     l2.set_leaf_refs(s2.index, refs);
 }
 
-/// Vacate: takes the entries of slot `s2` of a `LEVEL2` directory out of
-/// its leaf table's count, and frees the table when that reaches zero.  A
-/// missing table is skipped.
-#[inline]
-fn vacate_leaf(l2: &mut L2Dir, s2: &Slot) {
-    if !l2.has_leaf(s2.index) {
-        return;
+/// A table of the tree, named by the indices that lead to it from the
+/// root: the original's `vmm_gpt_node_t` of a `LEVEL3`, `LEVEL2` or leaf
+/// table.  Vacating walks these in the original's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Node {
+    L3(Idx),
+    L2(Idx, Idx),
+    L1(Idx, Idx, Idx),
+}
+
+impl Node {
+    /// The first address the table maps (`vgn_gpa`).
+    fn gpa(self) -> u64 {
+        let at = |lvl: Level, i: Idx| (i.get() as u64) << lvl.shift();
+        match self {
+            Node::L3(i4) => at(Level::L4, i4),
+            Node::L2(i4, i3) => at(Level::L4, i4) | at(Level::L3, i3),
+            Node::L1(i4, i3, i2) => at(Level::L4, i4) | at(Level::L3, i3) | at(Level::L2, i2),
+        }
     }
-    if cfg!(debug_assertions) {
-        check_unmapped(l2.leaf(s2.index), s2);
+
+    /// The first address past what the table maps
+    /// (`vmm_gpt_node_end()`).
+    fn end(self) -> u64 {
+        self.gpa()
+            + match self {
+                Node::L3(_) => Level::L4.entry_len(),
+                Node::L2(..) => Level::L3.entry_len(),
+                Node::L1(..) => Level::L2.entry_len(),
+            }
     }
-    let covered = pages(s2);
-    let refs = l2.leaf_refs(s2.index);
-    if refs < covered {
-        kernel::fail_value(
-            c"vmm_gpt_vacate_region",
-            c"leaf table reference count underflow at gpa",
-            child_base(Level::L2, s2),
-        );
+}
+
+/// `vmm_gpt_node_next()` of a `LEVEL3` table: its next sibling in the root
+/// (with `only_seq`, only the one right after it).
+fn next_l3(root: &L4Dir, i4: Idx, only_seq: bool) -> Option<Node> {
+    let n = Node::L3(i4);
+    let next = root.next_child(i4).map(Node::L3);
+    next.filter(|m| !only_seq || m.gpa() == n.end())
+}
+
+/// `vmm_gpt_node_next()` of a `LEVEL2` table: its next sibling or, after
+/// the last, the first child of its parent's next sibling if that one
+/// comes right after the parent (the original crosses parents only there).
+fn next_l2(root: &L4Dir, i4: Idx, i3: Idx, only_seq: bool) -> Option<Node> {
+    let n = Node::L2(i4, i3);
+    let l3 = root.get(i4)?;
+    let next = match l3.next_child(i3) {
+        Some(j) => Some(Node::L2(i4, j)),
+        None => match next_l3(root, i4, true) {
+            Some(Node::L3(p)) => root
+                .get(p)
+                .and_then(|d| d.first_child())
+                .map(|j| Node::L2(p, j)),
+            _ => None,
+        },
+    };
+    next.filter(|m| !only_seq || m.gpa() == n.end())
+}
+
+/// `vmm_gpt_node_next()` of a leaf table, as [`next_l2`] one level down.
+fn next_l1(root: &L4Dir, i4: Idx, i3: Idx, i2: Idx, only_seq: bool) -> Option<Node> {
+    let n = Node::L1(i4, i3, i2);
+    let l2 = root.get(i4)?.get(i3)?;
+    let next = match l2.next_leaf(i2) {
+        Some(j) => Some(Node::L1(i4, i3, j)),
+        None => match next_l2(root, i4, i3, true) {
+            Some(Node::L2(p4, p3)) => root
+                .get(p4)
+                .and_then(|d| d.get(p3))
+                .and_then(|d| d.first_leaf())
+                .map(|j| Node::L1(p4, p3, j)),
+            _ => None,
+        },
+    };
+    next.filter(|m| !only_seq || m.gpa() == n.end())
+}
+
+/// `vmm_gpt_node_next(node, false)`.
+fn next(root: &L4Dir, n: Node) -> Option<Node> {
+    match n {
+        Node::L3(i4) => next_l3(root, i4, false),
+        Node::L2(i4, i3) => next_l2(root, i4, i3, false),
+        Node::L1(i4, i3, i2) => next_l1(root, i4, i3, i2, false),
     }
-    l2.set_leaf_refs(s2.index, refs - covered);
-    if refs == covered {
-        l2.remove_leaf(s2.index);
+}
+
+/// A present table's reference count: a leaf table's count, an interior
+/// table's number of children.
+fn refs(root: &L4Dir, n: Node) -> u32 {
+    let count = match n {
+        Node::L3(i4) => root.get(i4).map(|d| d.present()),
+        Node::L2(i4, i3) => root.get(i4).and_then(|d| d.get(i3)).map(|d| d.present()),
+        Node::L1(i4, i3, i2) => root
+            .get(i4)
+            .and_then(|d| d.get(i3))
+            .map(|d| d.leaf_refs(i2)),
+    };
+    match count {
+        Some(c) => c,
+        None => kernel::fail_value(c"vmm_gpt_vacate_region", c"no table at gpa", n.gpa()),
+    }
+}
+
+/// Unlinks and frees a present table whose count is zero
+/// (`vmm_gpt_node_remove()`).
+fn remove(root: &mut L4Dir, n: Node) {
+    match n {
+        Node::L3(i4) => root.remove_child(i4),
+        Node::L2(i4, i3) => {
+            if let Some(l3) = root.child(i4) {
+                l3.remove_child(i3)
+            }
+        }
+        Node::L1(i4, i3, i2) => {
+            if let Some(l2) = root.child(i4).and_then(|d| d.child(i3)) {
+                l2.remove_leaf(i2)
+            }
+        }
     }
 }
 
 /// `vmm_gpt_vacate_region()`: takes the entries of `[addr, addr + len)` out
-/// of their leaf tables' counts and frees every table left with a count of
+/// of their leaf tables' counts and frees the tables left with a count of
 /// zero, bottom-up.  The root table stays (it goes with the GPT).
 ///
-/// The range must be page-aligned and map no pages.  It should be exactly a
-/// populated region (that is how `vmspace_unmap()` calls it); taking out
-/// more entries than a leaf table counts panics in every build (the count
-/// would wrap), and tables missing inside the range are skipped.  The range
-/// may run past the 48-bit space (nothing is populated there).
+/// The consumer vacates exactly a populated region, after unmapping its
+/// pages.  For any other range this does what the non-DEBUG original does,
+/// in its order: it starts at the tables that cover `addr` (at no level
+/// below the first one missing there), and at each level goes from table
+/// to next present table while their addresses are below the end,
+/// crossing to another parent only where the parents are adjacent; it
+/// takes each leaf table's covered entries (pages rounded down at both
+/// ends) off its count, then frees every table it visits whose count is
+/// zero.  An unaligned range is asserted against in DEBUG builds.  A count
+/// that would go below zero panics in every build (the original's wraps
+/// and the table is never freed).  Pages still mapped are not checked:
+/// their table goes with them, as in the original.
 ///
 /// # Safety
 /// As for [`Gpt::root_mut`]: no concurrent populate, vacate or free.
 pub unsafe fn vacate(gpt: &Gpt, addr: u64, len: u64) {
     const FUNC: &CStr = c"vmm_gpt_vacate_region";
-    let end = check_range(FUNC, addr, len).min(GPA_SPACE_END);
-    if addr >= end {
+    debug_assert_range(FUNC, addr, len);
+    let end = addr.wrapping_add(len);
+    if end <= addr {
+        // Empty or wrapping: nothing is below the end, so the original's
+        // loops take no step.
         return;
     }
 
     // SAFETY: the caller's promise.
     let root = unsafe { gpt.root_mut() };
-    if let Some(s2) = one_leaf(addr, end) {
-        // Performance: as in populate(), a range inside one leaf table goes
-        // straight down, doing what the loops below would do for it.
-        let (i4, i3) = (Level::L4.index(addr), Level::L3.index(addr));
-        if let Some(l3) = root.child(i4) {
-            if let Some(l2) = l3.child(i3) {
-                vacate_leaf(l2, &s2);
-                if l2.present() == 0 {
-                    l3.remove_child(i3);
-                }
-            }
-            if l3.present() == 0 {
-                root.remove_child(i4);
-            }
-        }
-        return;
-    }
-    for s4 in slots(Level::L4, 0, addr, end) {
-        let Some(l3) = root.child(s4.index) else {
-            continue;
+    let (i4, i3, i2) = (
+        Level::L4.index(addr),
+        Level::L3.index(addr),
+        Level::L2.index(addr),
+    );
+    let l3 = root.get(i4).map(|_| Node::L3(i4));
+    let l2 = root
+        .get(i4)
+        .and_then(|d| d.get(i3))
+        .map(|_| Node::L2(i4, i3));
+    let l1 = root
+        .get(i4)
+        .and_then(|d| d.get(i3))
+        .filter(|d| d.has_leaf(i2))
+        .map(|_| Node::L1(i4, i3, i2));
+
+    // Take the covered entries off the leaf tables' counts.
+    let mut node = l1;
+    let mut gpa = addr;
+    while gpa < end {
+        let Some(n) = node else { break };
+        let Node::L1(j4, j3, j2) = n else { break };
+        let covered = entries_covered(n, addr, end);
+        let Some(dir) = root.child(j4).and_then(|d| d.child(j3)) else {
+            break;
         };
-        let base3 = child_base(Level::L4, &s4);
-        for s3 in slots(Level::L3, base3, s4.start, s4.end) {
-            let Some(l2) = l3.child(s3.index) else {
-                continue;
-            };
-            let base2 = child_base(Level::L3, &s3);
-            for s2 in slots(Level::L2, base2, s3.start, s3.end) {
-                vacate_leaf(l2, &s2);
-            }
-            if l2.present() == 0 {
-                l3.remove_child(s3.index);
-            }
+        let count = dir.leaf_refs(j2);
+        if count < covered {
+            kernel::fail_value(
+                FUNC,
+                c"leaf table reference count underflow at gpa",
+                n.gpa(),
+            );
         }
-        if l3.present() == 0 {
-            root.remove_child(s4.index);
+        dir.set_leaf_refs(j2, count - covered);
+        node = next(root, n);
+        if let Some(m) = node {
+            gpa = m.gpa();
+        }
+    }
+
+    // Free the tables left without references, leaves first.
+    for start in [l1, l2, l3] {
+        let mut node = start;
+        let mut gpa = addr;
+        while gpa < end {
+            let Some(n) = node else { break };
+            let after = next(root, n);
+            if refs(root, n) == 0 {
+                remove(root, n);
+            }
+            if let Some(m) = after {
+                gpa = m.gpa();
+            }
+            node = after;
         }
     }
 }
 
-/// Debug builds (an `ASSERT` in spirit: the original trusts its caller):
-/// the entries a vacated slot covers must map nothing.
-fn check_unmapped(leaf: Option<&crate::node::Table>, s: &Slot) {
-    let Some(leaf) = leaf else { return };
-    let mut gpa = s.start;
-    while gpa < s.end {
-        let e = pte::load(&leaf.entries[Level::L1.index(gpa)]);
-        if pte::is_present(e) {
-            kernel::fail_value(c"vmm_gpt_vacate_region", c"the region still maps gpa", gpa);
-        }
-        gpa += PAGEOFFSET + 1;
+/// `vmm_gpt_node_entries_covered()` of a leaf table: how many of its
+/// entries `[start, end)` covers, counting from `start` rounded down to a
+/// page to `end` rounded down to a page.
+fn entries_covered(n: Node, start: u64, end: u64) -> u32 {
+    let (base, node_end) = (n.gpa(), n.end());
+    if start >= node_end || end <= base {
+        return 0;
     }
+    let covered_start = base.max(start & PAGEMASK);
+    let covered_end = node_end.min(end & PAGEMASK);
+    // The original computes this in uint64_t and returns a uint16_t; the
+    // difference cannot be negative here (start < end, and both ends lie
+    // on or inside the table's bounds).
+    (covered_end.wrapping_sub(covered_start) >> Level::L1.shift()) as u16 as u32
 }

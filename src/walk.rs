@@ -16,10 +16,9 @@ use core::ptr;
 
 use crate::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t, MAX_GPT_LEVEL};
 use crate::kernel::{self, debug_verify};
-use crate::level::{ptep_index, Level, LEVELS, MAX_NODE_IDX};
+use crate::level::{debug_assert_range, ptep_index, Level, LEVELS, MAX_NODE_IDX};
 use crate::node::{Gpt, Table};
 use crate::pte;
-use crate::region::check_range;
 
 /// The entry pointers of a walk, one per level (`entries[MAX_GPT_LEVEL]`).
 pub type Entries = [*mut vmm_gpt_entry_t; MAX_GPT_LEVEL];
@@ -135,7 +134,15 @@ fn walk_advance(gpa: u64, entries: &mut Entries, depth: Level) -> u64 {
 }
 
 /// `vmm_gpt_iter_init()`: iteration over the leaf entries of
-/// `[addr, addr + len)`, which must be page-aligned and not wrap.
+/// `[addr, addr + len)`.
+///
+/// The range should be page-aligned and not wrap past 2^64; the original
+/// only asserts that, so DEBUG builds panic and other builds go on as
+/// production illumos does: the end is `addr + len` wrapped, and since the
+/// iteration starts at or just below `addr` it yields nothing for a
+/// wrapping range (user space can pass one: `VM_TRACK_DIRTY_PAGES` does
+/// not check, docs/consumer.md).  An unaligned start is rounded down by
+/// the walk, as in the original.
 pub fn iter_init(
     iter: &mut vmm_gpt_iter_t,
     gpt_ptr: *mut vmm_gpt_t,
@@ -143,7 +150,12 @@ pub fn iter_init(
     addr: u64,
     len: u64,
 ) {
-    let end = check_range(c"vmm_gpt_iter_init", addr, len);
+    const FUNC: &CStr = c"vmm_gpt_iter_init";
+    debug_assert_range(FUNC, addr, len);
+    let end = addr.wrapping_add(len);
+    if cfg!(debug_assertions) && end < addr {
+        kernel::fail_range(FUNC, addr, len, c"wraps");
+    }
     iter.vgi_gpt = gpt_ptr;
     iter.vgi_addr = addr;
     iter.vgi_end = end;
@@ -223,8 +235,9 @@ pub fn unmap_region(gpt_ptr: *mut vmm_gpt_t, gpt: &Gpt, addr: u64, len: u64) -> 
         vgie_gpa: 0,
         vgie_ptep: ptr::null_mut(),
     };
-    // The same check, under this function's name.
-    check_range(c"vmm_gpt_unmap_region", addr, len);
+    // The original's ASSERTs, under this function's name; the wrap is
+    // vmm_gpt_iter_init's.
+    debug_assert_range(c"vmm_gpt_unmap_region", addr, len);
     iter_init(&mut iter, gpt_ptr, gpt, addr, len);
     let mut unmapped = 0;
     while iter_next(&mut iter, &mut entry) {

@@ -98,7 +98,7 @@ pub enum Op {
     /// `vmm_gpt_get_pmtp` and `vmm_gpt_can_track_dirty`, with the format's
     /// A/D support switched to `hw_ad`.
     Pmtp { track: bool, hw_ad: bool },
-    /// Populate and vacate an empty range (the library does nothing).
+    /// Populate (inside a region) or vacate an empty range: nothing changes.
     Empty { at: Target, vacate: bool },
 }
 
