@@ -149,14 +149,13 @@ pub unsafe extern "C" fn vmm_gpt_iter_next(
     iter: *mut vmm_gpt_iter_t,
     entry: *mut vmm_gpt_iter_entry_t,
 ) -> bool {
-    const FUNC: &CStr = c"vmm_gpt_iter_next";
-    if iter.is_null() || entry.is_null() {
-        kernel::fail(FUNC, c"iter or entry is NULL");
+    if iter.is_null() {
+        kernel::fail(c"vmm_gpt_iter_next", c"iter is NULL");
     }
     // SAFETY: the caller's iterator (set up by vmm_gpt_iter_init, so its
-    // entry pointers are NULL or point into live tables) and its output,
-    // both exclusively ours for the call.
-    unsafe { walk::iter_next(&mut *iter, &mut *entry) }
+    // entry pointers are NULL or point into live tables), exclusively ours
+    // for the call; `entry` is checked where it is first written.
+    unsafe { walk::iter_next(&mut *iter, entry) }
 }
 
 /// Makes sure the tables for `[addr, addr + len)` exist.

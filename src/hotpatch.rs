@@ -221,7 +221,8 @@ fn patch_indirection(old: &vmm_pte_impl, new: &vmm_pte_impl) -> bool {
 }
 
 /// `vmm_gpt_init()`: installs `new`, which must not be NULL and must have
-/// all its functions; a format must not be installed already.
+/// the three functions the stubs jump to; a format must not be installed
+/// already.
 ///
 /// # Safety
 /// `new` is NULL or points to a `vmm_pte_impl` that stays valid for as long
@@ -238,15 +239,20 @@ pub unsafe fn init(new: *const vmm_pte_impl) -> bool {
     // SAFETY: non-NULL, and the caller passes a kernel `const struct
     // vmm_pte_impl` that outlives its installation.
     let new_ref = unsafe { &*new };
-    let fns = [
+    // A NULL stub target: in the kernel, whose text lies in the top 2 GiB,
+    // address 0 is within reach of a near jmp, so the original would patch
+    // the stubs to jump to address 0 and the first table operation would
+    // jump there.  Refuse it instead, in every build.  NULL `vpi_get_pmtp`
+    // or `vpi_hw_ad_supported` are not called until `vmm_gpt_get_pmtp` and
+    // `vmm_gpt_can_track_dirty`, which panic then (the original calls NULL
+    // there), so installing such a format succeeds, as in the original.
+    let stubs = [
         new_ref.vpi_map_table.is_some(),
         new_ref.vpi_map_page.is_some(),
         new_ref.vpi_pte_parse.is_some(),
-        new_ref.vpi_get_pmtp.is_some(),
-        new_ref.vpi_hw_ad_supported.is_some(),
     ];
-    if fns.contains(&false) {
-        kernel::fail_value(FUNC, c"vmm_pte_impl has a NULL function at", new as u64);
+    if stubs.contains(&false) {
+        kernel::fail_value(FUNC, c"vmm_pte_impl has a NULL stub target at", new as u64);
     }
 
     if patch_indirection(installed(), new_ref) {

@@ -165,7 +165,7 @@ pub fn iter_init(
 /// `vmm_gpt_iter_next()`: the next leaf entry in the range whose table
 /// exists (whether or not it maps a page), or false when there is none.
 #[inline]
-pub fn iter_next(iter: &mut vmm_gpt_iter_t, entry: &mut vmm_gpt_iter_entry_t) -> bool {
+pub fn iter_next(iter: &mut vmm_gpt_iter_t, entry: *mut vmm_gpt_iter_entry_t) -> bool {
     // Performance: the common step, from a leaf entry to the next one in
     // the same leaf table, done here directly; it is exactly what
     // walk_advance() does for it (step at LEVEL1, nothing to descend),
@@ -180,8 +180,7 @@ pub fn iter_next(iter: &mut vmm_gpt_iter_t, entry: &mut vmm_gpt_iter_entry_t) ->
             c"vmm_gpt_iter_next",
             Level::L1.index(gpa) == ptep_index(leaf)
         );
-        entry.vgie_gpa = gpa;
-        entry.vgie_ptep = leaf;
+        emit(entry, gpa, leaf);
         // SAFETY: the next entry of the same leaf table (index < 511).
         iter.vgi_entries[Level::L1.idx()] = unsafe { leaf.add(1) };
         iter.vgi_current = (gpa & Level::L1.mask()).wrapping_add(Level::L1.entry_len());
@@ -190,17 +189,32 @@ pub fn iter_next(iter: &mut vmm_gpt_iter_t, entry: &mut vmm_gpt_iter_entry_t) ->
     iter_next_slow(iter, entry)
 }
 
+/// Hands out an entry of the iteration through the caller's `entry`, which
+/// is checked here, where the original first writes it: an iteration that
+/// yields nothing never touches it, in the original as here.
+#[inline]
+fn emit(entry: *mut vmm_gpt_iter_entry_t, gpa: u64, ptep: *mut vmm_gpt_entry_t) {
+    if entry.is_null() {
+        kernel::fail(c"vmm_gpt_iter_next", c"entry is NULL");
+    }
+    // SAFETY: non-NULL; the C contract makes the caller's entry writable
+    // and ours for the call.
+    unsafe {
+        (*entry).vgie_gpa = gpa;
+        (*entry).vgie_ptep = ptep;
+    }
+}
+
 /// [`iter_next`] past the end of a leaf table, over missing tables, or at
 /// the end of the range.
 #[inline(never)]
-fn iter_next_slow(iter: &mut vmm_gpt_iter_t, entry: &mut vmm_gpt_iter_entry_t) -> bool {
+fn iter_next_slow(iter: &mut vmm_gpt_iter_t, entry: *mut vmm_gpt_iter_entry_t) -> bool {
     while iter.vgi_current < iter.vgi_end {
         let leaf = iter.vgi_entries[Level::L1.idx()];
         let gpa = iter.vgi_current;
         iter.vgi_current = walk_advance(gpa, &mut iter.vgi_entries, Level::L1);
         if !leaf.is_null() {
-            entry.vgie_gpa = gpa;
-            entry.vgie_ptep = leaf;
+            emit(entry, gpa, leaf);
             return true;
         }
     }
