@@ -5,17 +5,27 @@
 //!    parity checks), of every `ctest/c/test_*.c` and of their helpers,
 //!    linked whole into the test targets: the tests are reached only through
 //!    constructors, which a plain archive link would drop.
-//! 2. With `ILLUMOS_GATE` set, the reference executable
-//!    `$OUT_DIR/c_unit_reference`: the same tests linked with the original
-//!    illumos `vmm_gpt.c` (an external input, compiled from the checkout, never
-//!    copied) instead of the library.  Its path reaches the
-//!    `c_unit_reference` test as `VMM_GPT_REFERENCE_EXE` (empty when not
-//!    built).  `VMM_GPT_REQUIRE_REFERENCE=1` makes a missing `ILLUMOS_GATE` an
-//!    error.
+//! 2. With `ILLUMOS_GATE` set, the reference executables: the same tests
+//!    linked with the original illumos `vmm_gpt.c` (an external input,
+//!    compiled from the checkout, never copied) instead of the library,
+//!    `$OUT_DIR/c_unit_reference` compiled with `-DDEBUG` (as a DEBUG kernel
+//!    builds it) and `$OUT_DIR/c_unit_reference_ndebug` without (as
+//!    production illumos runs it).  Their paths reach the tests
+//!    `c_unit_reference` and `c_unit_reference_ndebug` as
+//!    `VMM_GPT_REFERENCE_EXE` and `VMM_GPT_REFERENCE_NDEBUG_EXE` (empty when
+//!    not built).  `VMM_GPT_REQUIRE_REFERENCE=1` makes a missing
+//!    `ILLUMOS_GATE` an error.
 //! 3. With `VMM_GPT_KERNEL_OBJECT` (and `VMM_GPT_KERNEL_OBJECT_DEBUG`) set to
 //!    objects from illumos-build/build.sh, `$OUT_DIR/c_unit_kernel_object`
-//!    (`_debug`): the same tests linked with that kernel object and no Rust
-//!    runtime; see `build_kernel_object_exes`.
+//!    (`_debug`), and with `VMM_GPT_RELEASE_STATICLIB` set to the release
+//!    staticlib, `$OUT_DIR/c_unit_release`: the same tests linked with the
+//!    library's code as it ships, and no Rust runtime; see
+//!    `build_library_exes`.
+//!
+//! Every executable's `main` (`ctest/c/main/main.c`) tells the runner
+//! whether the original or the library is linked in and whether it is a
+//! DEBUG build; the Rust test target `c_unit` (the library as the test
+//! profile builds it, with `debug_assertions`) passes the same from Rust.
 
 use std::env;
 use std::ffi::OsString;
@@ -38,8 +48,9 @@ const HARNESS: &[&str] = &[
     "vtest_main.c",
     "abi_parity.c",
 ];
-/// The `main` of the reference executable.
-const REF_MAIN: &str = "ref_main.c";
+/// The `main` of the executables build.rs links (not part of the harness
+/// library: it is in a directory of its own).
+const MAIN: &str = "main/main.c";
 /// Where an illumos-gate checkout has the original.
 const ORIGINAL: &str = "usr/src/uts/intel/io/vmm/vmm_gpt.c";
 
@@ -70,9 +81,9 @@ fn rerun_if_changed_tree(dir: &Path) {
     }
 }
 
-/// The C and assembly sources of `ctest/c`, sorted: the harness, the tests
-/// (`test_*.c`) and whatever helpers they share (e.g. `tutil.c`).
-/// `ref_main.c` (a `main`) is only for the reference executable.
+/// The C and assembly sources of `ctest/c` (not its subdirectories), sorted:
+/// the harness, the tests (`test_*.c`) and whatever helpers they share (e.g.
+/// `tutil.c`).
 fn c_sources(cdir: &Path) -> Vec<PathBuf> {
     let entries = fs::read_dir(cdir)
         .unwrap_or_else(|e| fail(&format!("cannot list {}: {e}", cdir.display())));
@@ -80,7 +91,7 @@ fn c_sources(cdir: &Path) -> Vec<PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            (name.ends_with(".c") || name.ends_with(".S")) && name != REF_MAIN
+            p.is_file() && (name.ends_with(".c") || name.ends_with(".S"))
         })
         .collect();
     sources.sort();
@@ -179,8 +190,131 @@ impl Dirs {
     }
 }
 
-/// Builds `$OUT_DIR/c_unit_reference` and returns its path.
-fn build_reference(dirs: &Dirs, gate: &Path, sources: &[PathBuf]) -> PathBuf {
+/// How an executable's implementation was built: what the vtest runner
+/// is told (`vtest_reference`, `vtest_debug`) through the `main` it gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Kind {
+    /// The original `vmm_gpt.c`, not the library's code.
+    reference: bool,
+    /// A DEBUG build: the original's `ASSERT`s (the library's
+    /// `debug_assertions`) are live.
+    debug: bool,
+}
+
+/// The executables of the C unit tests linked with an implementation other
+/// than the Rust test targets' (the library in the test profile): the
+/// harness and test objects are compiled once, the `main` once per kind.
+struct Linker<'a> {
+    dirs: &'a Dirs,
+    sources: &'a [PathBuf],
+    /// The harness and the tests, compiled on first use.
+    objs: Option<Vec<PathBuf>>,
+    /// `ctest/c/main/main.c`, compiled per kind.
+    mains: Vec<(Kind, PathBuf)>,
+}
+
+impl<'a> Linker<'a> {
+    fn new(dirs: &'a Dirs, sources: &'a [PathBuf]) -> Self {
+        Linker {
+            dirs,
+            sources,
+            objs: None,
+            mains: Vec::new(),
+        }
+    }
+
+    fn objdir(&self) -> PathBuf {
+        let objdir = self.dirs.out.join("exe");
+        fs::create_dir_all(&objdir)
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
+        objdir
+    }
+
+    /// The harness and the tests, as the Rust test targets get them, but
+    /// compiled into objects of their own.  abi_parity.c is a compile-time
+    /// check of the headers: the test targets' build has done it.
+    fn harness(&mut self) -> Vec<PathBuf> {
+        if let Some(objs) = &self.objs {
+            return objs.clone();
+        }
+        let objdir = self.objdir();
+        let abi_parity = self.dirs.cdir.join("abi_parity.c");
+        let mut objs = Vec::new();
+        for src in self.sources.iter().filter(|s| **s != abi_parity) {
+            let name = src.file_name().expect("a file name").to_string_lossy();
+            let obj = objdir.join(format!("{name}.o"));
+            self.dirs.compile(
+                src,
+                &obj,
+                CFLAGS,
+                &format!("compiling {name} for the test executables"),
+            );
+            objs.push(obj);
+        }
+        self.objs = Some(objs.clone());
+        objs
+    }
+
+    /// `main.c` for `kind`.
+    fn main_obj(&mut self, kind: Kind) -> PathBuf {
+        if let Some((_, obj)) = self.mains.iter().find(|(k, _)| *k == kind) {
+            return obj.clone();
+        }
+        let obj = self.objdir().join(format!(
+            "main.{}.{}.o",
+            if kind.reference {
+                "original"
+            } else {
+                "library"
+            },
+            if kind.debug { "debug" } else { "ndebug" }
+        ));
+        let mut flags = CFLAGS.to_vec();
+        let reference = format!("-DVTEST_MAIN_REFERENCE={}", u8::from(kind.reference));
+        let debug = format!("-DVTEST_MAIN_DEBUG={}", u8::from(kind.debug));
+        flags.push(&reference);
+        flags.push(&debug);
+        self.dirs.compile(
+            &self.dirs.cdir.join(MAIN),
+            &obj,
+            &flags,
+            "compiling main/main.c",
+        );
+        self.mains.push((kind, obj.clone()));
+        obj
+    }
+
+    /// Links `$OUT_DIR/<name>` from the harness, the tests, the `main` of
+    /// `kind` and the implementation `imp` (objects or archives), and
+    /// returns its path.  `no_pie` for the kernel objects: the kernel code
+    /// model's absolute 32-bit relocations (R_X86_64_32S) cannot go into a
+    /// position-independent executable.
+    fn link(&mut self, name: &str, kind: Kind, imp: &[PathBuf], no_pie: bool) -> PathBuf {
+        let harness = self.harness();
+        let main = self.main_obj(kind);
+        let exe = self.dirs.out.join(name);
+        let mut cmd = compiler_command();
+        if no_pie {
+            cmd.arg("-no-pie");
+        }
+        // -rdynamic: modgetsymname() finds symbols through dladdr().
+        cmd.arg("-rdynamic")
+            .arg("-o")
+            .arg(&exe)
+            .args(&harness)
+            .arg(&main)
+            .args(imp)
+            .args(["-lpthread", "-ldl"]);
+        run(cmd, &format!("linking {name}"));
+        exe
+    }
+}
+
+/// Builds the reference executables from the original in `gate`:
+/// `c_unit_reference` (compiled with `-DDEBUG`, as a DEBUG kernel builds it)
+/// and `c_unit_reference_ndebug` (without, as production illumos runs it).
+/// Returns their paths.
+fn build_references(linker: &mut Linker, gate: &Path) -> (PathBuf, PathBuf) {
     let original = gate.join(ORIGINAL);
     println!("cargo:rerun-if-changed={}", original.display());
     if !original.is_file() {
@@ -190,61 +324,40 @@ fn build_reference(dirs: &Dirs, gate: &Path, sources: &[PathBuf]) -> PathBuf {
             original.display()
         ));
     }
-    let objdir = dirs.out.join("reference");
+    let objdir = linker.dirs.out.join("reference");
     fs::create_dir_all(&objdir)
         .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
 
     // The original must compile cleanly against the headers under test and
-    // the stand-ins, as a non-DEBUG and as a DEBUG kernel would build it; the
-    // DEBUG object (ASSERTs on) is the one linked.
-    let mut objs = Vec::new();
+    // the stand-ins, both ways.
+    let ndebug_obj = objdir.join("vmm_gpt.o");
     let debug_obj = objdir.join("vmm_gpt.debug.o");
     let mut flags = ORIGINAL_CFLAGS.to_vec();
-    dirs.compile(
+    linker.dirs.compile(
         &original,
-        &objdir.join("vmm_gpt.o"),
+        &ndebug_obj,
         &flags,
         "compiling the original vmm_gpt.c",
     );
     flags.push("-DDEBUG");
-    dirs.compile(
+    linker.dirs.compile(
         &original,
         &debug_obj,
         &flags,
         "compiling the original vmm_gpt.c with -DDEBUG",
     );
-    objs.push(debug_obj);
-
-    // abi_parity.c is a compile-time check of the headers: the test
-    // targets' build has done it.
-    let abi_parity = dirs.cdir.join("abi_parity.c");
-    let ref_main = dirs.cdir.join(REF_MAIN);
-    for src in sources
-        .iter()
-        .filter(|s| **s != abi_parity)
-        .chain([&ref_main])
-    {
-        let name = src.file_name().expect("a file name").to_string_lossy();
-        let obj = objdir.join(format!("{name}.o"));
-        dirs.compile(
-            src,
-            &obj,
-            CFLAGS,
-            &format!("compiling {name} for the reference"),
-        );
-        objs.push(obj);
-    }
-
-    // -rdynamic: modgetsymname() finds symbols through dladdr().
-    let exe = dirs.out.join("c_unit_reference");
-    let mut cmd = compiler_command();
-    cmd.arg("-rdynamic")
-        .arg("-o")
-        .arg(&exe)
-        .args(&objs)
-        .args(["-lpthread", "-ldl"]);
-    run(cmd, "linking the reference executable");
-    exe
+    let debug = Kind {
+        reference: true,
+        debug: true,
+    };
+    let ndebug = Kind {
+        reference: true,
+        debug: false,
+    };
+    (
+        linker.link("c_unit_reference", debug, &[debug_obj], false),
+        linker.link("c_unit_reference_ndebug", ndebug, &[ndebug_obj], false),
+    )
 }
 
 fn main() {
@@ -300,106 +413,121 @@ fn main() {
         if have_vg_h { "1" } else { "0" }
     );
 
-    // 2. The reference executable.
+    let mut linker = Linker::new(&dirs, &sources);
+
+    // 2. The reference executables.
     let require = env::var("VMM_GPT_REQUIRE_REFERENCE").is_ok_and(|v| v == "1");
-    match env::var_os("ILLUMOS_GATE").filter(|g| !g.is_empty()) {
+    let (reference, reference_ndebug) = match env::var_os("ILLUMOS_GATE").filter(|g| !g.is_empty())
+    {
         Some(gate) => {
             let gate = resolve_gate(&gate, &root, &manifest);
-            let exe = build_reference(&dirs, &gate, &sources);
-            println!("cargo:rustc-env=VMM_GPT_REFERENCE_EXE={}", exe.display());
+            let (debug, ndebug) = build_references(&mut linker, &gate);
+            (debug.display().to_string(), ndebug.display().to_string())
         }
         None if require => fail(
             "VMM_GPT_REQUIRE_REFERENCE=1, but ILLUMOS_GATE is not set: point it at an \
-             illumos-gate checkout holding the original (../shared/illumos-gate)",
+                 illumos-gate checkout holding the original (../shared/illumos-gate)",
         ),
-        None => println!("cargo:rustc-env=VMM_GPT_REFERENCE_EXE="),
-    }
+        None => (String::new(), String::new()),
+    };
+    println!("cargo:rustc-env=VMM_GPT_REFERENCE_EXE={reference}");
+    println!("cargo:rustc-env=VMM_GPT_REFERENCE_NDEBUG_EXE={reference_ndebug}");
 
-    // 3. The kernel-object executables.
-    build_kernel_object_exes(&dirs, &root, &sources);
+    // 3. The executables of the library's builds that ship.
+    build_library_exes(&mut linker, &root);
 }
 
-/// The kernel objects that illumos-build/build.sh makes, and the
-/// executables linked with them: (variable naming the object, executable,
-/// variable that passes its path to the test).
-const KERNEL_OBJECTS: [(&str, &str, &str); 2] = [
-    (
-        "VMM_GPT_KERNEL_OBJECT",
-        "c_unit_kernel_object",
-        "VMM_GPT_KERNEL_OBJECT_EXE",
-    ),
-    (
-        "VMM_GPT_KERNEL_OBJECT_DEBUG",
-        "c_unit_kernel_object_debug",
-        "VMM_GPT_KERNEL_OBJECT_DEBUG_EXE",
-    ),
+/// A build of the library that ships, given to build.rs as a file.
+struct Shipped {
+    /// The variable naming the file.
+    var: &'static str,
+    /// Whether it is a DEBUG build.
+    debug: bool,
+    /// How to make it.
+    how: &'static str,
+    /// The executable linked with it, and the variable that passes the
+    /// executable's path to the test.
+    exe: &'static str,
+    exe_var: &'static str,
+    /// A kernel object (linked into a non-PIE executable).
+    kernel: bool,
+    /// Whether `VMM_GPT_REQUIRE_KERNEL_OBJECT=1` makes its absence an error
+    /// here.  Not for the DEBUG object (it needs a nightly toolchain), nor
+    /// for the staticlib: scripts/test.sh runs clippy, which runs this
+    /// script, before the release build; `c_unit_release` fails instead.
+    required: bool,
+}
+
+const SHIPPED: [Shipped; 3] = [
+    Shipped {
+        var: "VMM_GPT_KERNEL_OBJECT",
+        debug: false,
+        how: "run illumos-build/build.sh and point it at target/kernel/vmm_gpt.o",
+        exe: "c_unit_kernel_object",
+        exe_var: "VMM_GPT_KERNEL_OBJECT_EXE",
+        kernel: true,
+        required: true,
+    },
+    Shipped {
+        var: "VMM_GPT_KERNEL_OBJECT_DEBUG",
+        debug: true,
+        how: "run illumos-build/build.sh (with a nightly toolchain) and point it at \
+              target/kernel/vmm_gpt.debug.o",
+        exe: "c_unit_kernel_object_debug",
+        exe_var: "VMM_GPT_KERNEL_OBJECT_DEBUG_EXE",
+        kernel: true,
+        required: false,
+    },
+    Shipped {
+        var: "VMM_GPT_RELEASE_STATICLIB",
+        debug: false,
+        how: "run cargo build --release -p vmm-gpt and point it at target/release/libvmm_gpt.a",
+        exe: "c_unit_release",
+        exe_var: "VMM_GPT_RELEASE_EXE",
+        kernel: false,
+        required: false,
+    },
 ];
 
-/// With `VMM_GPT_KERNEL_OBJECT` (and `VMM_GPT_KERNEL_OBJECT_DEBUG`) naming
-/// kernel objects from illumos-build/build.sh, links the C unit tests with
-/// each of them, the kernel stand-in, the stubs and the PTE formats, and no
-/// Rust runtime: the object that ships is the object that is tested.  The
-/// test `c_unit_kernel_object` runs them (skips without them; with
-/// `VMM_GPT_REQUIRE_KERNEL_OBJECT=1` a missing object is an error here).
-fn build_kernel_object_exes(dirs: &Dirs, root: &Path, sources: &[PathBuf]) {
+/// With `VMM_GPT_KERNEL_OBJECT`, `VMM_GPT_KERNEL_OBJECT_DEBUG` naming kernel
+/// objects from illumos-build/build.sh and `VMM_GPT_RELEASE_STATICLIB` the
+/// release staticlib (`cargo build --release -p vmm-gpt`), links the C unit
+/// tests with each of them, the kernel stand-in, the stubs and the PTE
+/// formats, and no Rust runtime besides what the staticlib holds: the code
+/// that ships is the code that is tested.  The tests `c_unit_kernel_object`
+/// and `c_unit_release` run them (and skip without them, or fail with
+/// `VMM_GPT_REQUIRE_KERNEL_OBJECT=1`, which also makes a missing
+/// `VMM_GPT_KERNEL_OBJECT` an error here; see `Shipped::required`).
+fn build_library_exes(linker: &mut Linker, root: &Path) {
     println!("cargo:rerun-if-env-changed=VMM_GPT_REQUIRE_KERNEL_OBJECT");
     let require = env::var("VMM_GPT_REQUIRE_KERNEL_OBJECT").is_ok_and(|v| v == "1");
-    let mut objs: Option<Vec<PathBuf>> = None;
-    for (var, name, exe_var) in KERNEL_OBJECTS {
-        println!("cargo:rerun-if-env-changed={var}");
-        let Some(obj) = env::var_os(var).filter(|v| !v.is_empty()) else {
-            if require && var == "VMM_GPT_KERNEL_OBJECT" {
-                fail(
-                    "VMM_GPT_REQUIRE_KERNEL_OBJECT=1, but VMM_GPT_KERNEL_OBJECT is not set: \
-                     run illumos-build/build.sh and point it at target/kernel/vmm_gpt.o",
-                );
+    for s in &SHIPPED {
+        println!("cargo:rerun-if-env-changed={}", s.var);
+        let Some(file) = env::var_os(s.var).filter(|v| !v.is_empty()) else {
+            if require && s.required {
+                fail(&format!(
+                    "VMM_GPT_REQUIRE_KERNEL_OBJECT=1, but {} is not set: {}",
+                    s.var, s.how
+                ));
             }
-            println!("cargo:rustc-env={exe_var}=");
+            println!("cargo:rustc-env={}=", s.exe_var);
             continue;
         };
-        let obj = root.join(obj); // a relative path is from the workspace root
-        println!("cargo:rerun-if-changed={}", obj.display());
-        if !obj.is_file() {
+        let file = root.join(file); // a relative path is from the workspace root
+        println!("cargo:rerun-if-changed={}", file.display());
+        if !file.is_file() {
             fail(&format!(
-                "{var}={}: no such object (run illumos-build/build.sh)",
-                obj.display()
+                "{}={}: no such file ({})",
+                s.var,
+                file.display(),
+                s.how
             ));
         }
-        let harness = objs.get_or_insert_with(|| compile_kernel_object_harness(dirs, sources));
-        // -no-pie: the kernel code model's absolute 32-bit relocations
-        // (R_X86_64_32S) cannot go into a position-independent executable.
-        // -rdynamic: modgetsymname() finds symbols through dladdr().
-        let exe = dirs.out.join(name);
-        let mut cmd = compiler_command();
-        cmd.args(["-no-pie", "-rdynamic", "-o"])
-            .arg(&exe)
-            .args(harness.iter())
-            .arg(&obj)
-            .args(["-lpthread", "-ldl"]);
-        run(cmd, &format!("linking {name} with {}", obj.display()));
-        println!("cargo:rustc-env={exe_var}={}", exe.display());
+        let kind = Kind {
+            reference: false,
+            debug: s.debug,
+        };
+        let exe = linker.link(s.exe, kind, &[file], s.kernel);
+        println!("cargo:rustc-env={}={}", s.exe_var, exe.display());
     }
-}
-
-/// Compiles the harness and the tests (as for the reference, but with the
-/// kernel-object main) into `$OUT_DIR/kernel_object`.
-fn compile_kernel_object_harness(dirs: &Dirs, sources: &[PathBuf]) -> Vec<PathBuf> {
-    let objdir = dirs.out.join("kernel_object");
-    fs::create_dir_all(&objdir)
-        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
-    let abi_parity = dirs.cdir.join("abi_parity.c");
-    let main = dirs.cdir.join("kernel_object/main.c");
-    let mut objs = Vec::new();
-    for src in sources.iter().filter(|s| **s != abi_parity).chain([&main]) {
-        let name = src.file_name().expect("a file name").to_string_lossy();
-        let obj = objdir.join(format!("{name}.o"));
-        dirs.compile(
-            src,
-            &obj,
-            CFLAGS,
-            &format!("compiling {name} for the kernel-object tests"),
-        );
-        objs.push(obj);
-    }
-    objs
 }

@@ -48,6 +48,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build --release (the staticlib; headers must not change)"
 cargo build --release -p vmm-gpt
 test -f target/release/libvmm_gpt.a
+export VMM_GPT_RELEASE_STATICLIB="$PWD/target/release/libvmm_gpt.a"
 
 step cargo test
 cargo test --workspace

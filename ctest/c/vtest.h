@@ -8,9 +8,15 @@
  * after, once for each PTE format (EPT, then RVI); afterwards it checks that
  * the kernel stand-in holds zero live allocations (a leak fails the test).
  *
- * The same test sources are linked twice: with the Rust library
- * (vtest_reference == false) and, when ILLUMOS_GATE is set, with the original
- * vmm_gpt.c (vtest_reference == true).
+ * The same test sources are linked with every implementation under test:
+ * the Rust library (vtest_reference == false) as the test profile builds it
+ * (debug_assertions: a DEBUG build), the release staticlib and the kernel
+ * objects of illumos-build/build.sh (vmm_gpt.o non-DEBUG, vmm_gpt.debug.o
+ * DEBUG), and, when ILLUMOS_GATE is set, the original vmm_gpt.c
+ * (vtest_reference == true) compiled with and without -DDEBUG.  vtest_debug
+ * says which kind of build runs: in a DEBUG build the original's ASSERTs
+ * (and the library's counterparts) are live, in a non-DEBUG build, the one
+ * production illumos runs, they are compiled out.
  */
 #ifndef VTEST_H
 #define VTEST_H
@@ -30,6 +36,11 @@
 #define	VT_LIBRARY_ONLY	0x4u
 /* Long-running (stress); still run by default. */
 #define	VT_SLOW		0x8u
+/*
+ * Skipped under valgrind (which runs one thread at a time, so a test of
+ * what two CPUs do at once would measure nothing there).
+ */
+#define	VT_NO_VALGRIND	0x10u
 
 typedef struct vtest {
 	const char	*vt_name;
@@ -54,6 +65,14 @@ void vtest_register(const vtest_t *);
 
 /* True when linked with the original vmm_gpt.c instead of the library. */
 extern bool vtest_reference;
+
+/*
+ * True when the implementation under test is a DEBUG build: the original
+ * compiled with -DDEBUG, the library with debug_assertions (the test
+ * profile's build, vmm_gpt.debug.o).  False for the non-DEBUG original,
+ * the release staticlib and vmm_gpt.o.
+ */
+extern bool vtest_debug;
 
 /* Name of the format installed for the current test ("ept", "rvi", NULL). */
 extern const char *vtest_format;
@@ -98,22 +117,68 @@ void vtest_fail(const char *file, int line, const char *fmt, ...)
  * When linked with the library, the panic message must contain
  * `library_msg` (pass NULL to check only that it panicked).  When linked
  * with the original, only the panic itself is checked, unless
- * `reference_msg` is not NULL; if the original does not panic at all for this
- * input, pass VT_DEATH_LIBRARY_ONLY in `flags` and the check is skipped there.
+ * `reference_msg` is not NULL.  `flags` say where the panic is expected:
+ *
+ * 0                       in every build of both (the original VERIFYs, or
+ *                         it panics some other way in non-DEBUG builds too);
+ * VT_DEATH_LIBRARY_ONLY   the library's, in every build; skipped with the
+ *                         original, which does not panic at all (a comment
+ *                         at the test says what it does instead);
+ * VT_DEATH_LIBRARY_ONLY_NDEBUG
+ *                         the library's in every build and the original's
+ *                         in DEBUG builds (an ASSERT); skipped with the
+ *                         non-DEBUG original, which crashes or corrupts
+ *                         memory there (a comment says how);
+ * VT_DEATH_DEBUG_ONLY     a check that only DEBUG builds make (the
+ *                         original's ASSERT, the library's counterpart):
+ *                         use VT_EXPECT_DEBUG_PANIC, not VT_EXPECT_PANIC.
+ *
+ * A test case all of whose death tests were skipped, and that checked
+ * nothing else through VT_EXPECT_DEBUG_PANIC, is reported as skipped.
  */
-#define	VT_DEATH_LIBRARY_ONLY	0x1u
-void vtest_expect_panic_at(const char *file, int line,
+#define	VT_DEATH_LIBRARY_ONLY		0x1u
+#define	VT_DEATH_DEBUG_ONLY		0x2u
+#define	VT_DEATH_LIBRARY_ONLY_NDEBUG	0x4u
+bool vtest_expect_panic_at(const char *file, int line,
     void (*fn)(void *), void *arg, unsigned flags,
     const char *library_msg, const char *reference_msg);
 #define	VT_EXPECT_PANIC(fn, arg, flags, lib_msg, ref_msg)		\
-	vtest_expect_panic_at(__FILE__, __LINE__, (fn), (arg), (flags),	\
+	((void) vtest_expect_panic_at(__FILE__, __LINE__, (fn), (arg),	\
+	    (flags), (lib_msg), (ref_msg)))
+
+/*
+ * A death test of a check that only DEBUG builds make (the original's
+ * ASSERTs).  In a DEBUG build it expects the panic as VT_EXPECT_PANIC does
+ * and returns false.  In a non-DEBUG build it calls `fn(arg)` in the test's
+ * own process, where a panic fails the test, and returns true: the caller
+ * must then check the results the non-DEBUG original gives (the test runs
+ * linked with that original too, so a wrong expectation fails there):
+ *
+ *	if (VT_EXPECT_DEBUG_PANIC(do_thing, &arg, lib_msg, ref_msg)) {
+ *		VT_CHECK_EQ(arg.result, <what the non-DEBUG original gives>);
+ *		...
+ *	}
+ */
+bool vtest_expect_debug_panic_at(const char *file, int line,
+    void (*fn)(void *), void *arg, const char *library_msg,
+    const char *reference_msg) __attribute__((warn_unused_result));
+#define	VT_EXPECT_DEBUG_PANIC(fn, arg, lib_msg, ref_msg)		\
+	vtest_expect_debug_panic_at(__FILE__, __LINE__, (fn), (arg),	\
 	    (lib_msg), (ref_msg))
 
 /*
- * Runs every registered test; argv may name tests (substring match) to run
- * only those.  Prints one line per test and, last, "N passed, N failed" (and
- * ", N skipped").  Returns the process exit status (0 when all passed).
+ * Ends the current test case as skipped (not passed), saying why: for a
+ * case that has nothing to check with this implementation.  Only before
+ * the test has allocated anything (the leak check is not run).
  */
-int vtest_main(int argc, char **argv, bool reference);
+void vtest_skip(const char *why) __attribute__((noreturn));
+
+/*
+ * Runs every registered test; argv may name tests (substring match) to run
+ * only those.  `reference` and `debug` say what is linked in (vtest_reference,
+ * vtest_debug).  Prints one line per test and, last, "N passed, N failed,
+ * N skipped".  Returns the process exit status (0 when all passed).
+ */
+int vtest_main(int argc, char **argv, bool reference, bool debug);
 
 #endif /* VTEST_H */

@@ -4,9 +4,10 @@
  * Each test case (a test, or a test and a PTE format for VT_PER_FORMAT tests)
  * runs in a child process of its own, in its own process group, with its
  * stdout and stderr going to a pipe that the runner reads.  The runner prints
- * "ok <case>" or "FAIL <case>" followed by the case's output (indented),
- * and, last, "N passed, N failed, N skipped" on a line of its own.  The
- * output of passing cases is shown only with VTEST_VERBOSE set.
+ * "ok <case>" or "FAIL <case>" followed by the case's output (indented), or
+ * "skip <case> (<why>)", and, last, "N passed, N failed, N skipped" on a line
+ * of its own.  The output of passing cases is shown only with VTEST_VERBOSE
+ * set.
  *
  * Command line (libtest-like, so `cargo test -- FILTER` and cargo-nextest
  * work): FILTER... (substring of the case name "test [fmt]"), --exact,
@@ -52,10 +53,25 @@
 #include "vtest.h"
 
 bool vtest_reference;
+bool vtest_debug;
 const char *vtest_format;
 
 /* A death-test child whose function returned exits with this status. */
 #define	VT_NO_PANIC_STATUS	117
+/* A case's child that skipped (vtest_skip()) exits with this status. */
+#define	VT_SKIP_STATUS		77
+/* Its last output line then starts with this, followed by the reason. */
+#define	VT_SKIP_TAG		"vtest-skip: "
+
+/*
+ * Death tests of the current case (in its child): how many were checked
+ * (a panic seen, or, for a DEBUG-only check in a non-DEBUG build, the call
+ * made in this process for the test to check its results) and how many
+ * skipped, with the first reason.  A case that skipped some and checked
+ * none is reported as skipped.
+ */
+static unsigned vt_deaths_checked, vt_deaths_skipped;
+static const char *vt_death_skip_why;
 
 /* Keep at most this much of a child's output (the rest is dropped). */
 #define	VT_OUTPUT_MAX		(1024 * 1024)
@@ -386,15 +402,82 @@ vt_death_sigabrt(int sig __attribute__((unused)))
 	(void) !write(STDERR_FILENO, buf, len);
 }
 
-void
+/* Counts a death test skipped with this implementation. */
+static void
+vt_death_skip(const char *why)
+{
+	if (vt_deaths_skipped++ == 0)
+		vt_death_skip_why = why;
+}
+
+/* Forks, runs fn(arg) in the child, and checks that it panicked. */
+static void vt_expect_panic(const char *file, int line, void (*fn)(void *),
+    void *arg, const char *want);
+
+bool
 vtest_expect_panic_at(const char *file, int line, void (*fn)(void *),
     void *arg, unsigned flags, const char *library_msg,
     const char *reference_msg)
 {
-	if (vtest_reference && (flags & VT_DEATH_LIBRARY_ONLY) != 0)
-		return;
+	const unsigned known = VT_DEATH_LIBRARY_ONLY |
+	    VT_DEATH_LIBRARY_ONLY_NDEBUG;
 
-	const char *want = vtest_reference ? reference_msg : library_msg;
+	if ((flags & VT_DEATH_DEBUG_ONLY) != 0) {
+		vtest_fail(file, line, "death test: VT_DEATH_DEBUG_ONLY needs "
+		    "VT_EXPECT_DEBUG_PANIC, which makes the caller check the "
+		    "non-DEBUG results");
+	}
+	if ((flags & ~known) != 0 || flags == known) {
+		vtest_fail(file, line, "death test: bad flags 0x%x", flags);
+	}
+	if (vtest_reference && (flags & VT_DEATH_LIBRARY_ONLY) != 0) {
+		vt_death_skip("library-only: the original does not panic");
+		return (false);
+	}
+	if (vtest_reference && !vtest_debug &&
+	    (flags & VT_DEATH_LIBRARY_ONLY_NDEBUG) != 0) {
+		vt_death_skip("the non-DEBUG original has no check here (an "
+		    "ASSERT) and crashes or corrupts memory instead");
+		return (false);
+	}
+	vt_expect_panic(file, line, fn, arg,
+	    vtest_reference ? reference_msg : library_msg);
+	vt_deaths_checked++;
+	return (false);
+}
+
+bool
+vtest_expect_debug_panic_at(const char *file, int line, void (*fn)(void *),
+    void *arg, const char *library_msg, const char *reference_msg)
+{
+	vt_deaths_checked++;
+	if (!vtest_debug) {
+		/*
+		 * The check is compiled out: the call must return, here,
+		 * where a panic fails the test, and the caller checks what
+		 * it did.
+		 */
+		fn(arg);
+		return (true);
+	}
+	vt_expect_panic(file, line, fn, arg,
+	    vtest_reference ? reference_msg : library_msg);
+	return (false);
+}
+
+void
+vtest_skip(const char *why)
+{
+	(void) fflush(stdout);
+	(void) fprintf(stderr, "\n" VT_SKIP_TAG "%s\n", why);
+	(void) fflush(stderr);
+	_exit(VT_SKIP_STATUS);
+}
+
+static void
+vt_expect_panic(const char *file, int line, void (*fn)(void *), void *arg,
+    const char *want)
+{
 	int pfd[2];
 
 	(void) fflush(stdout);
@@ -563,6 +646,10 @@ vt_run_child(const vt_case_t *c)
 		    "report is on the runner's stderr, ==%ld==)", vg,
 		    (long)getpid());
 	}
+	if (vt_deaths_skipped > 0 && vt_deaths_checked == 0) {
+		/* Every check of this death test was skipped. */
+		vtest_skip(vt_death_skip_why);
+	}
 	(void) fflush(stdout);
 	(void) fflush(stderr);
 	_exit(0);
@@ -583,8 +670,35 @@ vt_print_output(const vt_buf_t *out)
 		(void) printf("    | ... (output truncated)\n");
 }
 
-/* Runs one case; returns true when it passed. */
-static bool
+/*
+ * The reason a skipping child gave (its last VT_SKIP_TAG line, cut at the
+ * newline in place), or NULL when there is none.
+ */
+static const char *
+vt_last_skip_reason(vt_buf_t *out)
+{
+	char *p = out->vb_data, *last = NULL;
+
+	while (p != NULL && (p = strstr(p, VT_SKIP_TAG)) != NULL) {
+		last = p + sizeof (VT_SKIP_TAG) - 1;
+		p = last;
+	}
+	if (last == NULL)
+		return (NULL);
+	char *nl = strchr(last, '\n');
+	if (nl != NULL)
+		*nl = '\0';
+	return (last);
+}
+
+typedef enum vt_result {
+	VT_PASSED,
+	VT_FAILED,
+	VT_SKIPPED
+} vt_result_t;
+
+/* Runs one case. */
+static vt_result_t
 vt_run_case(const vt_case_t *c, double timeout, bool verbose,
     unsigned long mem_limit_mb)
 {
@@ -600,7 +714,7 @@ vt_run_case(const vt_case_t *c, double timeout, bool verbose,
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
 		(void) printf("FAIL %s\n    | pipe: %s\n", c->vc_id,
 		    strerror(errno));
-		return (false);
+		return (VT_FAILED);
 	}
 
 	const pid_t parent = getpid();
@@ -610,7 +724,7 @@ vt_run_case(const vt_case_t *c, double timeout, bool verbose,
 		    strerror(errno));
 		(void) close(pfd[0]);
 		(void) close(pfd[1]);
-		return (false);
+		return (VT_FAILED);
 	}
 	if (pid == 0) {
 		(void) setpgid(0, 0);
@@ -638,11 +752,20 @@ vt_run_case(const vt_case_t *c, double timeout, bool verbose,
 	(void) close(pfd[0]);
 
 	bool passed = false;
+	const char *skip_why = NULL;
 	if (timed_out) {
 		(void) snprintf(why, sizeof (why),
 		    "timed out after %.0f s (VTEST_TIMEOUT), killed", timeout);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		passed = true;
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) ==
+	    VT_SKIP_STATUS && (skip_why = vt_last_skip_reason(&out)) != NULL) {
+		(void) printf("skip %s (%s)\n", c->vc_id, skip_why);
+		if (verbose)
+			vt_print_output(&out);
+		(void) fflush(stdout);
+		vt_buf_free(&out);
+		return (VT_SKIPPED);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 1) {
 		(void) snprintf(why, sizeof (why), "a check failed");
 	} else {
@@ -673,7 +796,7 @@ vt_run_case(const vt_case_t *c, double timeout, bool verbose,
 	}
 	(void) fflush(stdout);
 	vt_buf_free(&out);
-	return (passed);
+	return (passed ? VT_PASSED : VT_FAILED);
 }
 
 /* ------------------------------------------------------------------ */
@@ -699,7 +822,7 @@ vt_matches(const char *id, char **filters, size_t nfilters, bool exact,
 }
 
 int
-vtest_main(int argc, char **argv, bool reference)
+vtest_main(int argc, char **argv, bool reference, bool debug)
 {
 	char **filters = calloc((size_t)argc + 1, sizeof (char *));
 	char **skips = calloc((size_t)argc + 1, sizeof (char *));
@@ -707,6 +830,7 @@ vtest_main(int argc, char **argv, bool reference)
 	bool list = false, exact = false, ignored = false, terse = false;
 
 	vtest_reference = reference;
+	vtest_debug = debug;
 	if (filters == NULL || skips == NULL)
 		abort();
 
@@ -747,7 +871,7 @@ vtest_main(int argc, char **argv, bool reference)
 		const vtest_t *t = vt_tests[i];
 		const unsigned mode = t->vt_flags & (VT_PER_FORMAT | VT_NO_IMPL);
 		const unsigned known = VT_PER_FORMAT | VT_NO_IMPL |
-		    VT_LIBRARY_ONLY | VT_SLOW;
+		    VT_LIBRARY_ONLY | VT_SLOW | VT_NO_VALGRIND;
 
 		/* Names are the cases' identity: they must be unique. */
 		size_t dup = 0;
@@ -815,7 +939,8 @@ vtest_main(int argc, char **argv, bool reference)
 	if (menv != NULL)
 		mem_limit_mb = strtoul(menv, NULL, 10);
 
-	(void) printf("vtest: %zu case(s) against the %s%s\n", ncases,
+	(void) printf("vtest: %zu case(s) against the %s %s%s\n", ncases,
+	    debug ? "DEBUG" : "non-DEBUG",
 	    reference ? "original vmm_gpt.c" : "Rust library",
 	    vt_under_valgrind() ? ", under valgrind" : "");
 	(void) fflush(stdout);
@@ -836,11 +961,24 @@ vtest_main(int argc, char **argv, bool reference)
 			(void) printf("skip %s (slow; VTEST_SKIP_SLOW=1)\n",
 			    c->vc_id);
 			skipped++;
-		} else if (vt_run_case(c, timeout, verbose, mem_limit_mb)) {
-			passed++;
+		} else if ((fl & VT_NO_VALGRIND) != 0 && vt_under_valgrind()) {
+			(void) printf("skip %s (not under valgrind, which runs "
+			    "one thread at a time)\n", c->vc_id);
+			skipped++;
 		} else {
-			failures[nfailures++] = c->vc_id;
-			failed++;
+			switch (vt_run_case(c, timeout, verbose,
+			    mem_limit_mb)) {
+			case VT_PASSED:
+				passed++;
+				break;
+			case VT_SKIPPED:
+				skipped++;
+				break;
+			case VT_FAILED:
+				failures[nfailures++] = c->vc_id;
+				failed++;
+				break;
+			}
 		}
 		(void) fflush(stdout);
 	}

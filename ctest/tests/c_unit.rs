@@ -1,5 +1,8 @@
 //! The C unit tests (`ctest/c/test_*.c`, built and linked in by build.rs)
-//! against the Rust library.
+//! against the Rust library, as this profile builds it: with
+//! `debug_assertions` (the test profile), a DEBUG build, whose
+//! counterparts of the original's `ASSERT`s are live; the runner is told
+//! so.
 //!
 //! Runs the vtest runner natively; then, unless this already is that run,
 //! re-runs this executable under valgrind:
@@ -24,7 +27,7 @@ use vmm_gpt as _;
 
 extern "C" {
     /// The vtest runner (ctest/c/vtest_main.c).
-    fn vtest_main(argc: c_int, argv: *mut *mut c_char, reference: bool) -> c_int;
+    fn vtest_main(argc: c_int, argv: *mut *mut c_char, reference: bool, debug: bool) -> c_int;
 }
 
 /// Set in the environment of the run under valgrind (which must not recurse);
@@ -49,7 +52,9 @@ fn run_vtest(args: &[OsString]) -> i32 {
     // SAFETY: argv holds argc valid NUL-terminated strings (kept alive by
     // cargs) and a final NULL, as C's main() gets them; vtest_main does not
     // keep them past its return.
-    unsafe { vtest_main(argc, argv.as_mut_ptr(), false) }
+    // The library is built in this test's profile: DEBUG when it has
+    // debug_assertions, as the test profile does.
+    unsafe { vtest_main(argc, argv.as_mut_ptr(), false, cfg!(debug_assertions)) }
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
