@@ -640,30 +640,98 @@ VTEST(hotpatch_double_init_panics, VT_NO_IMPL)
 	fini_ok();
 }
 
+static void
+do_get_pmtp(void *arg)
+{
+	(void) vmm_gpt_get_pmtp(arg, false);
+}
+
+static void
+do_can_track_dirty(void *arg)
+{
+	(void) vmm_gpt_can_track_dirty(arg);
+}
+
 /*
- * Bad formats: NULL, or one with a NULL function.  The library panics
- * (library-only: the original dereferences a NULL format, and for a NULL
- * function it warns that the target is too far and refuses, which the
- * library considers a kernel bug, not a recoverable condition).
+ * Bad formats: NULL, or one with a NULL stub target.  The library panics in
+ * every build (library-only: the original dereferences a NULL format; for a
+ * NULL stub target, in the kernel, whose text lies in the top 2 GiB, it
+ * would patch the stub to jump to address 0, and here, where 0 is out of
+ * reach, it warns that the target is too far and refuses).
  */
 VTEST(hotpatch_bad_impl_panics, VT_NO_IMPL)
 {
 	struct vmm_pte_impl no_parse = ept_pte_impl;
-	struct vmm_pte_impl no_pmtp = rvi_pte_impl;
+	struct vmm_pte_impl no_map_table = rvi_pte_impl;
 
 	no_parse.vpi_pte_parse = NULL;
-	no_pmtp.vpi_get_pmtp = NULL;
+	no_map_table.vpi_map_table = NULL;
 
 	VT_EXPECT_PANIC(do_init, NULL, VT_DEATH_LIBRARY_ONLY,
 	    "vmm_gpt_init: NULL vmm_pte_impl", NULL);
 	VT_EXPECT_PANIC(do_init, &no_parse, VT_DEATH_LIBRARY_ONLY,
-	    "vmm_gpt_init: vmm_pte_impl has a NULL function", NULL);
-	VT_EXPECT_PANIC(do_init, &no_pmtp, VT_DEATH_LIBRARY_ONLY,
-	    "vmm_gpt_init: vmm_pte_impl has a NULL function", NULL);
+	    "vmm_gpt_init: vmm_pte_impl has a NULL stub target", NULL);
+	VT_EXPECT_PANIC(do_init, &no_map_table, VT_DEATH_LIBRARY_ONLY,
+	    "vmm_gpt_init: vmm_pte_impl has a NULL stub target", NULL);
 
 	/* Nothing was installed or patched here. */
 	check_uninstalled(__LINE__);
 	init_ok(&ept_pte_impl);
+	fini_ok();
+}
+
+/*
+ * A format whose vpi_get_pmtp and vpi_hw_ad_supported are NULL installs, as
+ * in the original (they are no stub targets: nothing checks them), and its
+ * table operations work.
+ */
+static void
+init_no_pmtp(void)
+{
+	static struct vmm_pte_impl no_pmtp;
+
+	no_pmtp = rvi_pte_impl;
+	no_pmtp.vpi_get_pmtp = NULL;
+	no_pmtp.vpi_hw_ad_supported = NULL;
+	init_ok(&no_pmtp);
+	for (int i = 0; i < NSTUBS; i++)
+		VT_CHECK_EQ(stub_target(i), impl_fn(&no_pmtp, i));
+}
+
+VTEST(hotpatch_installs_null_pmtp_and_ad_functions, VT_NO_IMPL)
+{
+	vmm_gpt_t *gpt;
+	vmm_gpt_entry_t *entries[MAX_GPT_LEVEL];
+
+	init_no_pmtp();
+	gpt = vmm_gpt_alloc();
+	vmm_gpt_populate_region(gpt, 0, 0x1000);
+	VT_CHECK_EQ(vmm_gpt_walk(gpt, 0, entries, LEVEL1), 0);
+	VT_CHECK_NOT_NULL(entries[LEVEL1]);
+	VT_CHECK(vmm_gpt_map_at(gpt, entries[LEVEL1], 0x1234, T_PROT_READ,
+	    KTEST_MTRR_WB));
+	VT_CHECK(vmm_gpt_unmap(gpt, 0));
+	vmm_gpt_vacate_region(gpt, 0, 0x1000);
+	vmm_gpt_free(gpt);
+	fini_ok();
+}
+
+/*
+ * Calling the NULL functions of such a format is the bug: the library
+ * panics in every build, naming the function; the original calls address
+ * 0 (a fault), so this is library-only.
+ */
+VTEST(hotpatch_null_pmtp_and_ad_functions_panic, VT_NO_IMPL | VT_LIBRARY_ONLY)
+{
+	vmm_gpt_t *gpt;
+
+	init_no_pmtp();
+	gpt = vmm_gpt_alloc();
+	VT_EXPECT_PANIC(do_get_pmtp, gpt, 0,
+	    "vmm_gpt_get_pmtp: vpi_get_pmtp is NULL", NULL);
+	VT_EXPECT_PANIC(do_can_track_dirty, gpt, 0,
+	    "vmm_gpt_can_track_dirty: vpi_hw_ad_supported is NULL", NULL);
+	vmm_gpt_free(gpt);
 	fini_ok();
 }
 
