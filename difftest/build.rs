@@ -1,30 +1,33 @@
-//! Builds the C side of the differential tests, so that both
-//! implementations live in one binary:
+//! Builds the C side of the differential tests, so that every
+//! implementation compared lives in one binary:
 //!
 //! 1. The kernel stand-in, once: `ctest/c/kernel.c`, the EPT and AMD test
 //!    formats (`pte_ept.c`, `pte_rvi.c`) and the library's three
 //!    indirection stubs (`stubs.S`), in `libvmm_gpt_difftest_harness.a`.
-//! 2. With `ILLUMOS_GATE` set, the original: `vmm_gpt.c` from the checkout
-//!    (an external, CDDL input: compiled from there, never copied) with
-//!    `-DDEBUG`, against the library's headers and the stand-in headers,
-//!    and its own copy of the stubs (`stubs.S` assembled again).  In both
-//!    objects every global symbol of the original's ABI is renamed with
-//!    `objcopy --redefine-syms` to `ref_<name>`: its 21 definitions
-//!    (`ref_vmm_gpt_init`, ..., `ref_vmm_gpt_impl_panic`,
-//!    `ref_vmm_pte_uninit_impl`) and the stubs it calls
-//!    (`ref_vmm_gpti_map_table`, `ref_vmm_gpti_map_page`,
-//!    `ref_vmm_gpti_parse`), whose jumps go to `ref_vmm_gpt_impl_panic`
-//!    until `ref_vmm_gpt_init` patches them.  `nm` then checks that the
-//!    original defines exactly the 21 renamed symbols and imports nothing
-//!    of the library's.  Archive: `libvmm_gpt_difftest_ref.a`; the crate
-//!    sees it as `cfg(vmm_gpt_reference)`.
+//! 2. With `ILLUMOS_GATE` set, the original, twice: `vmm_gpt.c` from the
+//!    checkout (an external, CDDL input: compiled from there, never
+//!    copied) against the library's headers and the stand-in headers, with
+//!    `-DDEBUG` (its `ASSERT`s on, as a DEBUG kernel builds it) and
+//!    without (as production kernels build it).  Each copy gets its own
+//!    prefix: every global symbol of the original's ABI is renamed with
+//!    `objcopy --redefine-syms`, its 21 definitions (`ref_vmm_gpt_init`,
+//!    ..., `ref_vmm_gpt_impl_panic`, `ref_vmm_pte_uninit_impl`) and the
+//!    stubs it calls (`ref_vmm_gpti_map_table`, ...), and it gets its own
+//!    copy of the stubs (`stubs.S` assembled again, renamed the same way),
+//!    whose jumps go to `ref_vmm_gpt_impl_panic` until `ref_vmm_gpt_init`
+//!    patches them.  `nm` then checks that each defines exactly the 21
+//!    renamed symbols and imports nothing of the library's or of another
+//!    copy's.  DEBUG: `ref_*`, `libvmm_gpt_difftest_ref.a`,
+//!    `cfg(vmm_gpt_reference)`; non-DEBUG: `ref_ndebug_*`,
+//!    `cfg(vmm_gpt_reference_ndebug)`.
 //!
 //! Without `ILLUMOS_GATE`, `VMM_GPT_REQUIRE_REFERENCE=1` fails the build;
 //! otherwise the crate builds without the original and its tests skip.
 //!
-//! With `VMM_GPT_KERNEL_OBJECT` set, the kernel object of
-//! illumos-build/build.sh, renamed `kobj_*` the same way
-//! (`cfg(vmm_gpt_kernel_object)`; see `build_kernel_object`).
+//! 3. With `VMM_GPT_KERNEL_OBJECT`, `VMM_GPT_KERNEL_OBJECT_DEBUG` and
+//!    `VMM_GPT_STATICLIB` set, the non-DEBUG and DEBUG kernel objects of
+//!    illumos-build/build.sh and the release staticlib, renamed the same
+//!    way (`kobj_*`, `kobj_debug_*`, `rel_*`; see `build_prebuilt`).
 //!
 //! `VMM_GPT_SANITIZE=1` compiles all of this C with AddressSanitizer and
 //! UndefinedBehaviorSanitizer (aborting on the first error) and links their
@@ -38,9 +41,9 @@ use std::process::{exit, Command};
 
 /// Flags of the harness C code (as ctest/build.rs).
 const CFLAGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-g"];
-/// Flags of the original: not `-Wextra`, which it is not written for; the
-/// DEBUG kernel build (ASSERTs on), as the C unit tests' reference.
-const ORIGINAL_CFLAGS: &[&str] = &["-Wall", "-Werror", "-std=gnu11", "-g", "-DDEBUG"];
+/// Flags of the original: not `-Wextra`, which it is not written for;
+/// `-DDEBUG` is added for the DEBUG copy.
+const ORIGINAL_CFLAGS: &[&str] = &["-Wall", "-Werror", "-std=gnu11", "-g"];
 /// `VMM_GPT_SANITIZE=1`: ASan and UBSan, every error fatal.
 const SANITIZE_CFLAGS: &[&str] = &[
     "-fsanitize=address,undefined",
@@ -52,8 +55,6 @@ const HARNESS: &[&str] = &["kernel.c", "pte_ept.c", "pte_rvi.c", "stubs.S"];
 const STUBS: &str = "stubs.S";
 /// Where an illumos-gate checkout has the original.
 const ORIGINAL: &str = "usr/src/uts/intel/io/vmm/vmm_gpt.c";
-/// What the renamed symbols start with.
-const PREFIX: &str = "ref_";
 /// ASan's ODR indicator of a global `x` is `__odr_asan.x`: renamed along.
 const ODR: &str = "__odr_asan.";
 
@@ -214,16 +215,16 @@ fn symbols(obj: &Path) -> (Vec<String>, Vec<String>) {
 }
 
 /// Renames with `objcopy --redefine-syms` every symbol of `names` to
-/// `ref_<name>` (and its ASan ODR indicator along), from `input` into
+/// `<prefix><name>` (and its ASan ODR indicator along), from `input` into
 /// `output`.
-fn rename(input: &Path, output: &Path, names: &[&str], out: &Path) {
+fn rename(input: &Path, output: &Path, names: &[&str], prefix: &str, out: &Path) {
     let map = out.join(format!(
         "{}.redefine",
         output.file_name().unwrap_or_default().to_string_lossy()
     ));
     let text: String = names
         .iter()
-        .map(|n| format!("{n} {PREFIX}{n}\n{ODR}{n} {ODR}{PREFIX}{n}\n"))
+        .map(|n| format!("{n} {prefix}{n}\n{ODR}{n} {ODR}{prefix}{n}\n"))
         .collect();
     fs::write(&map, text).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", map.display())));
     let mut cmd = Command::new(tool("OBJCOPY", "objcopy"));
@@ -233,13 +234,14 @@ fn rename(input: &Path, output: &Path, names: &[&str], out: &Path) {
     run(cmd, "renaming symbols");
 }
 
-/// The symbols but ASan's ODR indicators: all of them before renaming,
-/// the renamed ones after (a stale one stays, and fails the check).
-fn without_odr(names: Vec<String>, renamed: bool) -> Vec<String> {
+/// The symbols but ASan's ODR indicators: all of them before renaming
+/// (`prefix` None), the renamed ones after (a stale one stays, and fails
+/// the check).
+fn without_odr(names: Vec<String>, prefix: Option<&str>) -> Vec<String> {
     names
         .into_iter()
         .filter(|n| match n.strip_prefix(ODR) {
-            Some(rest) => renamed && !rest.starts_with(PREFIX),
+            Some(rest) => prefix.is_some_and(|p| !rest.starts_with(p)),
             None => true,
         })
         .collect()
@@ -251,8 +253,172 @@ fn sorted(names: impl IntoIterator<Item = String>) -> Vec<String> {
     v
 }
 
-/// Builds `libvmm_gpt_difftest_ref.a`: the original and its stubs, renamed.
-fn build_reference(dirs: &Dirs, gate: &Path, sanitize: bool) {
+/// One renamed copy of the ABI: the objects defining the 21 symbols with
+/// `prefix` in front (`ref_vmm_gpt_init`, ...) and importing the 3 stubs
+/// with it, plus their own copy of the stubs (`stubs.S` assembled again,
+/// renamed the same way, jumping to `<prefix>vmm_gpt_impl_panic` until
+/// `<prefix>vmm_gpt_init` patches them).
+struct Renamed {
+    /// What it is, for messages ("the original (DEBUG)").
+    what: &'static str,
+    /// The prefix of its symbols.
+    prefix: &'static str,
+    /// `cfg(<cfg>)` tells the crate it is linked.
+    cfg: &'static str,
+}
+
+const ORIGINAL_DEBUG: Renamed = Renamed {
+    what: "the original (DEBUG)",
+    prefix: "ref_",
+    cfg: "vmm_gpt_reference",
+};
+const ORIGINAL_NDEBUG: Renamed = Renamed {
+    what: "the original (non-DEBUG)",
+    prefix: "ref_ndebug_",
+    cfg: "vmm_gpt_reference_ndebug",
+};
+const KERNEL_OBJECT: Renamed = Renamed {
+    what: "the kernel object",
+    prefix: "kobj_",
+    cfg: "vmm_gpt_kernel_object",
+};
+const KERNEL_OBJECT_DEBUG: Renamed = Renamed {
+    what: "the DEBUG kernel object",
+    prefix: "kobj_debug_",
+    cfg: "vmm_gpt_kernel_object_debug",
+};
+const STATICLIB: Renamed = Renamed {
+    what: "the release staticlib",
+    prefix: "rel_",
+    cfg: "vmm_gpt_staticlib",
+};
+/// Every copy: none may import another's symbols.
+const COPIES: [&Renamed; 5] = [
+    &ORIGINAL_DEBUG,
+    &ORIGINAL_NDEBUG,
+    &KERNEL_OBJECT,
+    &KERNEL_OBJECT_DEBUG,
+    &STATICLIB,
+];
+
+impl Dirs {
+    /// Compiles (or assembles) `src` into `obj` with `flags`, against the
+    /// library's and the stand-in's headers (and the sanitizers, if on).
+    fn compile(&self, src: &Path, obj: &Path, flags: &[&str], sanitize: bool, what: &str) {
+        let mut cmd = compiler_command();
+        cmd.args(flags);
+        if sanitize {
+            cmd.args(SANITIZE_CFLAGS);
+        }
+        cmd.arg("-I")
+            .arg(&self.cdir)
+            .arg("-I")
+            .arg(&self.kinc)
+            .arg("-I")
+            .arg(&self.hinc)
+            .arg("-c")
+            .arg(src)
+            .arg("-o")
+            .arg(obj);
+        run(cmd, what);
+    }
+
+    /// A directory of its own under OUT_DIR.
+    fn objdir(&self, copy: &Renamed) -> PathBuf {
+        let d = self.out.join(copy.prefix.trim_end_matches('_'));
+        fs::create_dir_all(&d)
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", d.display())));
+        d
+    }
+}
+
+impl Renamed {
+    /// Renames `obj` (defining the 21 unprefixed symbols) and a new copy of
+    /// the stubs, checks the result, archives both as
+    /// `libvmm_gpt_difftest_<prefix>.a`, links it whole and sets the cfg.
+    fn finish(&self, dirs: &Dirs, obj: &Path, sanitize: bool) {
+        let objdir = dirs.objdir(self);
+        let mut names: Vec<&str> = DEFINED.to_vec();
+        names.extend(STUB_NAMES);
+        let renamed = objdir.join(format!("{}vmm_gpt.o", self.prefix));
+        rename(obj, &renamed, &names, self.prefix, &objdir);
+
+        let stubs_plain = objdir.join("stubs.o");
+        dirs.compile(
+            &dirs.cdir.join(STUBS),
+            &stubs_plain,
+            CFLAGS,
+            sanitize,
+            &format!("assembling the stubs for {}", self.what),
+        );
+        let stubs = objdir.join(format!("{}stubs.o", self.prefix));
+        let mut stub_names: Vec<&str> = STUB_NAMES.to_vec();
+        stub_names.push("vmm_gpt_impl_panic");
+        rename(&stubs_plain, &stubs, &stub_names, self.prefix, &objdir);
+
+        // Exactly the 21 renamed symbols defined, nothing unprefixed left;
+        // the 3 renamed stubs imported; nothing of the library's (which
+        // would make it call the library) or of another copy imported.
+        let prefixed = |n: &str| format!("{}{n}", self.prefix);
+        let (defined, undefined) = symbols(&renamed);
+        let defined = without_odr(defined, Some(self.prefix));
+        let expected = sorted(DEFINED.iter().map(|s| prefixed(s)));
+        if defined != expected {
+            fail(&format!(
+                "after renaming, {} defines {defined:?}, not {expected:?}",
+                self.what
+            ));
+        }
+        for s in STUB_NAMES {
+            if !undefined.contains(&prefixed(s)) {
+                fail(&format!(
+                    "after renaming, {} does not import {}: {undefined:?}",
+                    self.what,
+                    prefixed(s)
+                ));
+            }
+        }
+        let foreign = |u: &String| {
+            u.starts_with("vmm_")
+                || COPIES.iter().any(|c| {
+                    c.prefix != self.prefix
+                        && DEFINED
+                            .iter()
+                            .chain(STUB_NAMES.iter())
+                            .any(|n| *u == format!("{}{n}", c.prefix))
+                })
+        };
+        if let Some(bad) = undefined.iter().find(|u| foreign(u)) {
+            fail(&format!(
+                "after renaming, {} still imports {bad} (of another implementation)",
+                self.what
+            ));
+        }
+        let (defined, undefined) = symbols(&stubs);
+        let expected = sorted(STUB_NAMES.iter().map(|s| prefixed(s)));
+        if defined != expected || undefined != [prefixed("vmm_gpt_impl_panic")] {
+            fail(&format!(
+                "after renaming, the stubs of {} define {defined:?} and import {undefined:?}",
+                self.what
+            ));
+        }
+
+        let name = format!("vmm_gpt_difftest_{}", self.prefix.trim_end_matches('_'));
+        let lib = dirs.out.join(format!("lib{name}.a"));
+        let _ = fs::remove_file(&lib);
+        let mut cmd = cc::Build::new().get_archiver();
+        cmd.arg("crs").arg(&lib).arg(&renamed).arg(&stubs);
+        run(cmd, &format!("archiving {}", self.what));
+        println!("cargo:rustc-link-search=native={}", dirs.out.display());
+        println!("cargo:rustc-link-lib=static:+whole-archive={name}");
+        println!("cargo:rustc-cfg={}", self.cfg);
+    }
+}
+
+/// Builds the original from the checkout twice, as a DEBUG kernel would
+/// (`-DDEBUG`: its ASSERTs on; `ref_*`) and as a production one would
+/// (`ref_ndebug_*`), each renamed with its own stubs.
+fn build_originals(dirs: &Dirs, gate: &Path, sanitize: bool) {
     let original = gate.join(ORIGINAL);
     println!("cargo:rerun-if-changed={}", original.display());
     if !original.is_file() {
@@ -262,112 +428,30 @@ fn build_reference(dirs: &Dirs, gate: &Path, sanitize: bool) {
             original.display()
         ));
     }
-    let objdir = dirs.out.join("reference");
-    fs::create_dir_all(&objdir)
-        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
-
-    let compile = |src: &Path, obj: &Path, flags: &[&str], what: &str| {
-        let mut cmd = compiler_command();
-        cmd.args(flags);
-        if sanitize {
-            cmd.args(SANITIZE_CFLAGS);
+    for (copy, debug) in [(&ORIGINAL_DEBUG, true), (&ORIGINAL_NDEBUG, false)] {
+        let mut flags = ORIGINAL_CFLAGS.to_vec();
+        if debug {
+            flags.push("-DDEBUG");
         }
-        cmd.arg("-I")
-            .arg(&dirs.cdir)
-            .arg("-I")
-            .arg(&dirs.kinc)
-            .arg("-I")
-            .arg(&dirs.hinc)
-            .arg("-c")
-            .arg(src)
-            .arg("-o")
-            .arg(obj);
-        run(cmd, what);
-    };
-
-    // The original, DEBUG, then renamed.
-    let plain = objdir.join("vmm_gpt.o");
-    compile(
-        &original,
-        &plain,
-        ORIGINAL_CFLAGS,
-        "compiling the original vmm_gpt.c",
-    );
-    let (defined, _) = symbols(&plain);
-    let defined = without_odr(defined, false);
-    let expected = sorted(DEFINED.iter().map(|s| s.to_string()));
-    if defined != expected {
-        fail(&format!(
-            "the original defines {defined:?}, not the 21 symbols of illumos-abi.md"
-        ));
-    }
-    let mut names: Vec<&str> = DEFINED.to_vec();
-    names.extend(STUB_NAMES);
-    let ref_gpt = objdir.join("ref_vmm_gpt.o");
-    rename(&plain, &ref_gpt, &names, &objdir);
-
-    // Its own stubs: stubs.S assembled again, renamed, jumping to
-    // ref_vmm_gpt_impl_panic.
-    let stubs_plain = objdir.join("stubs.o");
-    compile(
-        &dirs.cdir.join(STUBS),
-        &stubs_plain,
-        CFLAGS,
-        "assembling the stubs for the original",
-    );
-    let ref_stubs = objdir.join("ref_stubs.o");
-    rename(
-        &stubs_plain,
-        &ref_stubs,
-        &[
-            "vmm_gpti_map_table",
-            "vmm_gpti_map_page",
-            "vmm_gpti_parse",
-            "vmm_gpt_impl_panic",
-        ],
-        &objdir,
-    );
-
-    // Nothing unprefixed may be left defined, and the original must import
-    // nothing of the library's (which would make it call the library).
-    let (defined, undefined) = symbols(&ref_gpt);
-    let defined = without_odr(defined, true);
-    let expected = sorted(DEFINED.iter().map(|s| format!("{PREFIX}{s}")));
-    if defined != expected {
-        fail(&format!(
-            "after renaming, the original defines {defined:?}, not {expected:?}"
-        ));
-    }
-    for s in STUB_NAMES {
-        let want = format!("{PREFIX}{s}");
-        if !undefined.contains(&want) {
+        let plain = dirs.objdir(copy).join("vmm_gpt.o");
+        dirs.compile(
+            &original,
+            &plain,
+            &flags,
+            sanitize,
+            &format!("compiling {}", copy.what),
+        );
+        let (defined, _) = symbols(&plain);
+        let defined = without_odr(defined, None);
+        let expected = sorted(DEFINED.iter().map(|s| s.to_string()));
+        if defined != expected {
             fail(&format!(
-                "after renaming, the original does not import {want}: {undefined:?}"
+                "{} defines {defined:?}, not the 21 symbols of illumos-abi.md",
+                copy.what
             ));
         }
+        copy.finish(dirs, &plain, sanitize);
     }
-    if let Some(bad) = undefined.iter().find(|u| u.starts_with("vmm_")) {
-        fail(&format!(
-            "after renaming, the original still imports {bad} (of the library)"
-        ));
-    }
-    let (defined, undefined) = symbols(&ref_stubs);
-    let expected = sorted(STUB_NAMES.iter().map(|s| format!("{PREFIX}{s}")));
-    if defined != expected || undefined != [format!("{PREFIX}vmm_gpt_impl_panic")] {
-        fail(&format!(
-            "after renaming, the original's stubs define {defined:?} and import \
-             {undefined:?}"
-        ));
-    }
-
-    let lib = dirs.out.join("libvmm_gpt_difftest_ref.a");
-    let _ = fs::remove_file(&lib);
-    let mut cmd = cc::Build::new().get_archiver();
-    cmd.arg("crs").arg(&lib).arg(&ref_gpt).arg(&ref_stubs);
-    run(cmd, "archiving the original");
-    println!("cargo:rustc-link-search=native={}", dirs.out.display());
-    println!("cargo:rustc-link-lib=static:+whole-archive=vmm_gpt_difftest_ref");
-    println!("cargo:rustc-cfg=vmm_gpt_reference");
     println!(
         "cargo:rustc-env=VMM_GPT_DIFFTEST_ORIGINAL={}",
         original.display()
@@ -388,8 +472,9 @@ fn main() {
     };
 
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo::rustc-check-cfg=cfg(vmm_gpt_reference)");
-    println!("cargo::rustc-check-cfg=cfg(vmm_gpt_reference_ndebug)");
+    for copy in COPIES {
+        println!("cargo::rustc-check-cfg=cfg({})", copy.cfg);
+    }
     println!("cargo::rustc-check-cfg=cfg(vmm_gpt_sanitize)");
     for f in HARNESS.iter().chain(["ktest.h"].iter()) {
         println!("cargo:rerun-if-changed={}", dirs.cdir.join(f).display());
@@ -446,10 +531,7 @@ fn main() {
     match env::var_os("ILLUMOS_GATE").filter(|g| !g.is_empty()) {
         Some(gate) => {
             let gate = resolve_gate(&gate, &root, &manifest);
-            build_reference(&dirs, &gate, sanitize);
-            if env::var_os("CARGO_FEATURE_NDEBUG_REFERENCE").is_some() {
-                build_ndebug_reference(&dirs, &gate);
-            }
+            build_originals(&dirs, &gate, sanitize);
         }
         None if require => fail(
             "VMM_GPT_REQUIRE_REFERENCE=1, but ILLUMOS_GATE is not set: point it at an \
@@ -458,199 +540,113 @@ fn main() {
         None => println!("cargo:rustc-env=VMM_GPT_DIFFTEST_ORIGINAL="),
     }
 
-    // 3. The kernel object.
-    build_kernel_object(&dirs, &root);
+    // 3. The kernel objects and the release staticlib.
+    build_prebuilt(&dirs, &root);
 }
 
-/// With `VMM_GPT_KERNEL_OBJECT` naming the object illumos-build/build.sh
-/// made (`target/kernel/vmm_gpt.o`; scripts/test.sh sets it), builds
-/// `libvmm_gpt_difftest_kobj.a`: that object with its 21 exports and the 3
-/// stubs it calls renamed `kobj_<name>`, and its own copy of the stubs
-/// (jumping to `kobj_vmm_gpt_impl_panic`), as for the original.  The crate
-/// sees it as `cfg(vmm_gpt_kernel_object)` (`sys::kernel_object()`), and the
-/// test binaries are linked without PIE: the kernel code model's absolute
-/// 32-bit relocations cannot go into a position-independent executable.
-fn build_kernel_object(dirs: &Dirs, root: &Path) {
-    const KOBJ: &str = "kobj_";
-    println!("cargo::rustc-check-cfg=cfg(vmm_gpt_kernel_object)");
-    println!("cargo:rerun-if-env-changed=VMM_GPT_KERNEL_OBJECT");
-    let Some(obj) = env::var_os("VMM_GPT_KERNEL_OBJECT").filter(|v| !v.is_empty()) else {
-        // tests/kernel_object.rs reads it with env!: empty, not missing.
-        println!("cargo:rustc-env=VMM_GPT_DIFFTEST_KERNEL_OBJECT=");
-        return;
-    };
-    let obj = root.join(obj); // a relative path is from the workspace root
+/// An object built elsewhere, named by the environment variable `var`
+/// (a relative path is from the workspace root); `None` when unset.
+fn prebuilt(var: &str, root: &Path) -> Option<PathBuf> {
+    println!("cargo:rerun-if-env-changed={var}");
+    let obj = env::var_os(var).filter(|v| !v.is_empty())?;
+    let obj = root.join(obj);
     println!("cargo:rerun-if-changed={}", obj.display());
     if !obj.is_file() {
         fail(&format!(
-            "VMM_GPT_KERNEL_OBJECT={}: no such object (run illumos-build/build.sh)",
+            "{var}={}: no such file (illumos-build/build.sh makes the kernel objects, \
+             `cargo build --release -p vmm-gpt` the staticlib)",
             obj.display()
         ));
     }
-    let objdir = dirs.out.join("kernel_object");
-    fs::create_dir_all(&objdir)
-        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
-    let rename_kobj = |input: &Path, output: &Path, names: &[&str]| {
-        let map = objdir.join(format!(
-            "{}.redefine",
-            output.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        let text: String = names.iter().map(|n| format!("{n} {KOBJ}{n}\n")).collect();
-        fs::write(&map, text)
-            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", map.display())));
-        let mut cmd = Command::new(tool("OBJCOPY", "objcopy"));
-        cmd.arg(format!("--redefine-syms={}", map.display()))
-            .arg(input)
-            .arg(output);
-        run(cmd, "renaming the kernel object's symbols");
-    };
-    let mut names: Vec<&str> = DEFINED.to_vec();
-    names.extend(STUB_NAMES);
-    let kobj = objdir.join("kobj_vmm_gpt.o");
-    rename_kobj(&obj, &kobj, &names);
-    let stubs_plain = objdir.join("stubs.o");
-    let mut cmd = compiler_command();
-    cmd.args(CFLAGS)
-        .arg("-c")
-        .arg(dirs.cdir.join(STUBS))
-        .arg("-o")
-        .arg(&stubs_plain);
-    run(cmd, "assembling the stubs for the kernel object");
-    let kobj_stubs = objdir.join("kobj_stubs.o");
-    let mut stub_names: Vec<&str> = STUB_NAMES.to_vec();
-    stub_names.push("vmm_gpt_impl_panic");
-    rename_kobj(&stubs_plain, &kobj_stubs, &stub_names);
-
-    // It must define exactly the 21 renamed symbols, and import nothing of
-    // the library's (which would make it call the library).
-    let (defined, undefined) = symbols(&kobj);
-    let expected = sorted(DEFINED.iter().map(|s| format!("{KOBJ}{s}")));
-    if defined != expected {
-        fail(&format!(
-            "after renaming, the kernel object defines {defined:?}, not {expected:?}"
-        ));
-    }
-    if let Some(bad) = undefined.iter().find(|u| u.starts_with("vmm_")) {
-        fail(&format!(
-            "after renaming, the kernel object still imports {bad} (of the library)"
-        ));
-    }
-
-    let lib = dirs.out.join("libvmm_gpt_difftest_kobj.a");
-    let _ = fs::remove_file(&lib);
-    let mut cmd = cc::Build::new().get_archiver();
-    cmd.arg("crs").arg(&lib).arg(&kobj).arg(&kobj_stubs);
-    run(cmd, "archiving the kernel object");
-    println!("cargo:rustc-link-search=native={}", dirs.out.display());
-    println!("cargo:rustc-link-lib=static:+whole-archive=vmm_gpt_difftest_kobj");
-    println!("cargo:rustc-link-arg-tests=-no-pie");
-    println!("cargo:rustc-cfg=vmm_gpt_kernel_object");
-    println!(
-        "cargo:rustc-env=VMM_GPT_DIFFTEST_KERNEL_OBJECT={}",
-        obj.display()
-    );
+    Some(obj)
 }
 
-/// With the `ndebug-reference` feature (and `ILLUMOS_GATE`), builds
-/// `libvmm_gpt_difftest_ref_ndebug.a`: the original compiled as for
-/// `build_reference` but without `-DDEBUG` (ASSERTs off, as in production
-/// kernels) and without sanitizers, its 21 exports and the 3 stubs it calls
-/// renamed `ref_ndebug_<name>`, with its own copy of the stubs (jumping to
-/// `ref_ndebug_vmm_gpt_impl_panic`).  The crate sees it as
-/// `cfg(vmm_gpt_reference_ndebug)` (`sys::reference_ndebug()`): the
-/// benchmarks' reference (benches/).
-fn build_ndebug_reference(dirs: &Dirs, gate: &Path) {
-    const NDEBUG_PREFIX: &str = "ref_ndebug_";
-    let original = gate.join(ORIGINAL);
-    let objdir = dirs.out.join("reference_ndebug");
-    fs::create_dir_all(&objdir)
-        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
-    let compile = |src: &Path, obj: &Path, flags: &[&str], what: &str| {
-        let mut cmd = compiler_command();
-        cmd.args(flags)
-            .arg("-I")
-            .arg(&dirs.cdir)
-            .arg("-I")
-            .arg(&dirs.kinc)
-            .arg("-I")
-            .arg(&dirs.hinc)
-            .arg("-c")
-            .arg(src)
-            .arg("-o")
-            .arg(obj);
-        run(cmd, what);
-    };
-    let rename_ndebug = |input: &Path, output: &Path, names: &[&str]| {
-        let map = objdir.join(format!(
-            "{}.redefine",
-            output.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        let text: String = names
-            .iter()
-            .map(|n| format!("{n} {NDEBUG_PREFIX}{n}\n"))
-            .collect();
-        fs::write(&map, text)
-            .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", map.display())));
-        let mut cmd = Command::new(tool("OBJCOPY", "objcopy"));
-        cmd.arg(format!("--redefine-syms={}", map.display()))
-            .arg(input)
-            .arg(output);
-        run(cmd, "renaming the non-DEBUG original's symbols");
-    };
-
-    // ORIGINAL_CFLAGS less -DDEBUG.
-    let flags: Vec<&str> = ORIGINAL_CFLAGS
-        .iter()
-        .copied()
-        .filter(|f| *f != "-DDEBUG")
-        .collect();
-    let plain = objdir.join("vmm_gpt.o");
-    compile(
-        &original,
-        &plain,
-        &flags,
-        "compiling the original vmm_gpt.c without DEBUG",
-    );
-    let mut names: Vec<&str> = DEFINED.to_vec();
-    names.extend(STUB_NAMES);
-    let renamed = objdir.join("ref_ndebug_vmm_gpt.o");
-    rename_ndebug(&plain, &renamed, &names);
-    let stubs_plain = objdir.join("stubs.o");
-    compile(
-        &dirs.cdir.join(STUBS),
-        &stubs_plain,
-        CFLAGS,
-        "assembling the stubs for the non-DEBUG original",
-    );
-    let stubs = objdir.join("ref_ndebug_stubs.o");
-    let mut stub_names: Vec<&str> = STUB_NAMES.to_vec();
-    stub_names.push("vmm_gpt_impl_panic");
-    rename_ndebug(&stubs_plain, &stubs, &stub_names);
-
-    // Exactly the 21 renamed symbols, importing nothing of the library's
-    // and nothing of the DEBUG original's.
-    let (defined, undefined) = symbols(&renamed);
-    let expected = sorted(DEFINED.iter().map(|s| format!("{NDEBUG_PREFIX}{s}")));
-    if defined != expected {
-        fail(&format!(
-            "after renaming, the non-DEBUG original defines {defined:?}, not {expected:?}"
-        ));
+/// The kernel objects of illumos-build/build.sh and the release
+/// staticlib, when named (scripts/test.sh sets the first two):
+///
+/// - `VMM_GPT_KERNEL_OBJECT` (`target/kernel/vmm_gpt.o`, non-DEBUG):
+///   renamed `kobj_*`, `cfg(vmm_gpt_kernel_object)`;
+/// - `VMM_GPT_KERNEL_OBJECT_DEBUG` (`target/kernel/vmm_gpt.debug.o`,
+///   DEBUG): `kobj_debug_*`, `cfg(vmm_gpt_kernel_object_debug)`;
+/// - `VMM_GPT_STATICLIB` (`target/release/libvmm_gpt.a`, non-DEBUG): its
+///   own members (not core and compiler_builtins) linked into one object,
+///   every symbol but the 21 made local, then renamed `rel_*`,
+///   `cfg(vmm_gpt_staticlib)`.
+///
+/// Each gets its own copy of the stubs, as the originals do.  With a
+/// kernel object the test binaries are linked without PIE: the kernel code
+/// model's absolute 32-bit relocations cannot go into a
+/// position-independent executable.
+fn build_prebuilt(dirs: &Dirs, root: &Path) {
+    let mut no_pie = false;
+    for (copy, var, env_name) in [
+        (
+            &KERNEL_OBJECT,
+            "VMM_GPT_KERNEL_OBJECT",
+            "VMM_GPT_DIFFTEST_KERNEL_OBJECT",
+        ),
+        (
+            &KERNEL_OBJECT_DEBUG,
+            "VMM_GPT_KERNEL_OBJECT_DEBUG",
+            "VMM_GPT_DIFFTEST_KERNEL_OBJECT_DEBUG",
+        ),
+    ] {
+        // The tests read these with env!: empty, not missing.
+        let Some(obj) = prebuilt(var, root) else {
+            println!("cargo:rustc-env={env_name}=");
+            continue;
+        };
+        copy.finish(dirs, &obj, false);
+        no_pie = true;
+        println!("cargo:rustc-env={env_name}={}", obj.display());
     }
-    if let Some(bad) = undefined
-        .iter()
-        .find(|u| u.starts_with("vmm_") || (u.starts_with(PREFIX) && !u.starts_with(NDEBUG_PREFIX)))
-    {
-        fail(&format!(
-            "after renaming, the non-DEBUG original still imports {bad}"
-        ));
+    if no_pie {
+        println!("cargo:rustc-link-arg-tests=-no-pie");
     }
 
-    let lib = dirs.out.join("libvmm_gpt_difftest_ref_ndebug.a");
-    let _ = fs::remove_file(&lib);
+    let Some(lib) = prebuilt("VMM_GPT_STATICLIB", root) else {
+        println!("cargo:rustc-env=VMM_GPT_DIFFTEST_STATICLIB=");
+        return;
+    };
+    let objdir = dirs.objdir(&STATICLIB);
+    let members_dir = objdir.join("members");
+    let _ = fs::remove_dir_all(&members_dir);
+    fs::create_dir_all(&members_dir)
+        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", members_dir.display())));
+    // The library's own members (rustc names them <crate>-<hash>.*.o).
     let mut cmd = cc::Build::new().get_archiver();
-    cmd.arg("crs").arg(&lib).arg(&renamed).arg(&stubs);
-    run(cmd, "archiving the non-DEBUG original");
-    println!("cargo:rustc-link-search=native={}", dirs.out.display());
-    println!("cargo:rustc-link-lib=static:+whole-archive=vmm_gpt_difftest_ref_ndebug");
-    println!("cargo:rustc-cfg=vmm_gpt_reference_ndebug");
+    cmd.arg("t").arg(&lib);
+    let members: Vec<String> = run(cmd, "listing the staticlib")
+        .lines()
+        .filter(|m| m.starts_with("vmm_gpt-") && m.ends_with(".o"))
+        .map(str::to_string)
+        .collect();
+    if members.is_empty() {
+        fail(&format!("no vmm_gpt member in {}", lib.display()));
+    }
+    let mut cmd = cc::Build::new().get_archiver();
+    cmd.current_dir(&members_dir)
+        .arg("x")
+        .arg(&lib)
+        .args(&members);
+    run(cmd, "extracting the staticlib's members");
+    let linked = objdir.join("linked.o");
+    let mut cmd = Command::new(tool("LD", "ld"));
+    cmd.arg("-r").arg("-o").arg(&linked);
+    cmd.args(members.iter().map(|m| members_dir.join(m)));
+    run(cmd, "linking the staticlib's members");
+    let keep = objdir.join("exports.txt");
+    fs::write(&keep, DEFINED.join("\n") + "\n")
+        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", keep.display())));
+    let kept = objdir.join("vmm_gpt.o");
+    let mut cmd = Command::new(tool("OBJCOPY", "objcopy"));
+    cmd.arg(format!("--keep-global-symbols={}", keep.display()))
+        .arg(&linked)
+        .arg(&kept);
+    run(cmd, "localizing the staticlib's symbols");
+    STATICLIB.finish(dirs, &kept, false);
+    println!(
+        "cargo:rustc-env=VMM_GPT_DIFFTEST_STATICLIB={}",
+        lib.display()
+    );
 }

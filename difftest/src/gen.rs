@@ -7,6 +7,19 @@
 //! Its choices come from a [`Source`]: a seeded PRNG for [`generate`], the
 //! input bytes for [`from_bytes`] (so that every byte string is a valid
 //! sequence, and a fuzzer's mutations are changes of operations).
+//!
+//! Hostile values (`GenConfig::hostile_per_mille`) go to the calls that
+//! user space and guests reach: walks at every depth, unmaps, faults, the
+//! leaf operations, dirty tracking's iterations and `unmap_region`.  GPAs
+//! at and above 2^48 (the original indexes tables with the GPA mod 2^48,
+//! so these alias populated pages), at the top of the 64-bit space, past
+//! every populated region, unaligned; ranges that start at or above 2^48,
+//! cross a 2^48 boundary, lie past every populated region or are empty.
+//! For non-DEBUG pairs only (`GenConfig::assert_only`), also the ranges
+//! that only the original's `ASSERT`s reject: ranges that wrap past 2^64
+//! (to exactly 0, i.e. ending at 2^64; to small values; to just below their
+//! start) and unaligned ones.  The DEBUG original panics on those, so the
+//! runner skips them in DEBUG pairs, and the generator does not make them.
 
 use crate::model::Regions;
 use crate::runner::PFN_MASK;
@@ -44,6 +57,14 @@ pub struct GenConfig {
     /// Per million operations: free and allocate the GPT again.  This and
     /// `huge_per_million` add up to at most 1000.
     pub realloc_per_million: u32,
+    /// Of walks, unmaps, faults, leaf operations, dirty tracking and
+    /// `unmap_region`, per mille: hostile values (see the module docs).
+    pub hostile_per_mille: u32,
+    /// Whether to make inputs that only the original's `ASSERT`s reject
+    /// (wrapping and unaligned iteration ranges): for non-DEBUG pairs.
+    /// `None`: when the implementation [`crate::run`] compares
+    /// ([`crate::sys::library`]) is a non-DEBUG build.
+    pub assert_only: Option<bool>,
 }
 
 impl GenConfig {
@@ -58,6 +79,8 @@ impl GenConfig {
         max_huge: 600 * GIB,
         max_iter_pages: 1024,
         realloc_per_million: 200,
+        hostile_per_mille: 100,
+        assert_only: None,
     };
 
     /// [`from_bytes`]'s: small enough for many executions per second.
@@ -71,6 +94,8 @@ impl GenConfig {
         max_huge: 0,
         max_iter_pages: 600,
         realloc_per_million: 900,
+        hostile_per_mille: 150,
+        assert_only: None,
     };
 
     /// For slow runs (valgrind): at most a few GiB.
@@ -84,7 +109,21 @@ impl GenConfig {
         max_huge: 0,
         max_iter_pages: 512,
         realloc_per_million: 1000,
+        hostile_per_mille: 100,
+        assert_only: None,
     };
+
+    /// This configuration, making `ASSERT`-only inputs or not.
+    pub const fn with_assert_only(mut self, on: bool) -> GenConfig {
+        self.assert_only = Some(on);
+        self
+    }
+
+    /// Whether `ASSERT`-only inputs are made (resolving `None`).
+    pub fn makes_assert_only(&self) -> bool {
+        self.assert_only
+            .unwrap_or_else(|| !crate::sys::library().debug)
+    }
 }
 
 /// Where the generator's choices come from.
@@ -189,6 +228,8 @@ impl Source for Bytes<'_> {
 
 struct Gen<'c> {
     cfg: &'c GenConfig,
+    /// `cfg.makes_assert_only()`.
+    assert_only: bool,
     format: Format,
     regions: Regions,
     /// Recently mapped (or faulted) pages: targets for A/D, reset, unmap.
@@ -239,11 +280,15 @@ impl Gen<'_> {
             0..=13 => self.fill(s),
             14..=27 => self.fault(s),
             28..=38 => Op::Walk {
-                gpa: self.any_gpa(s),
+                gpa: if self.hostile(s) {
+                    self.hostile_gpa(s)
+                } else {
+                    self.any_gpa(s)
+                },
                 depth: s.below(u64::from(LEVEL1) + 1) as u32,
             },
             39..=44 => Op::IsMapped {
-                gpa: self.target_gpa(s),
+                gpa: self.leaf_gpa(s),
                 want: s.below(4) as u8,
             },
             45..=56 => {
@@ -253,24 +298,28 @@ impl Gen<'_> {
                     _ => (true, true),
                 };
                 Op::HwSetAd {
-                    gpa: self.target_gpa(s),
+                    gpa: self.leaf_gpa(s),
                     accessed,
                     dirty,
                 }
             }
             57..=62 => Op::ResetAccessed {
-                gpa: self.target_gpa(s),
+                gpa: self.leaf_gpa(s),
                 on: s.flip(),
             },
             63..=68 => Op::ResetDirty {
-                gpa: self.target_gpa(s),
+                gpa: self.leaf_gpa(s),
                 on: s.flip(),
             },
             69..=73 => Op::Query {
-                gpa: self.target_gpa(s),
+                gpa: self.leaf_gpa(s),
             },
             74..=79 => {
-                let (addr, len) = self.iter_range(s);
+                let (addr, len) = if self.hostile(s) {
+                    self.hostile_range(s)
+                } else {
+                    self.iter_range(s)
+                };
                 let reset = match s.below(5) {
                     0 | 1 => None,
                     2 | 3 => Some(false),
@@ -279,12 +328,22 @@ impl Gen<'_> {
                 Op::Track { addr, len, reset }
             }
             80..=87 => {
+                if self.hostile(s) {
+                    let gpa = self.hostile_gpa(s);
+                    return Op::Unmap { gpa };
+                }
                 let gpa = self.target_gpa(s) & !(PAGE - 1);
                 Op::Unmap {
                     gpa: gpa.min(GPA_END - PAGE),
                 }
             }
-            88..=95 => self.unmap_region(s),
+            88..=95 => {
+                if self.hostile(s) {
+                    let (addr, len) = self.hostile_range(s);
+                    return Op::UnmapRegion { addr, len };
+                }
+                self.unmap_region(s)
+            }
             96 => Op::GetPmtp {
                 track_dirty: s.flip(),
             },
@@ -470,6 +529,156 @@ impl Gen<'_> {
         }
     }
 
+    /// Whether this operation gets hostile values.
+    fn hostile(&self, s: &mut impl Source) -> bool {
+        s.chance(self.cfg.hostile_per_mille)
+    }
+
+    /// For the leaf operations (is_mapped, A/D, resets, queries): mostly a
+    /// mapped page, sometimes a hostile GPA.
+    fn leaf_gpa(&self, s: &mut impl Source) -> u64 {
+        if self.hostile(s) {
+            self.hostile_gpa(s)
+        } else {
+            self.target_gpa(s)
+        }
+    }
+
+    /// `gpa` (mod 2^48) in another 2^48 block: the next, the last, or any.
+    fn alias(gpa: u64, s: &mut impl Source) -> u64 {
+        let k = match s.below(4) {
+            0 => 1,
+            1 => 0xffff,
+            _ => s.range(1, 0xffff),
+        };
+        (k << 48) | (gpa & (GPA_END - 1))
+    }
+
+    /// A GPA past every populated region (below 2^48): right after the
+    /// last one (in its tables) or anywhere beyond.
+    fn past_regions(&self, s: &mut impl Source) -> u64 {
+        let end = self.regions.end();
+        if s.flip() {
+            end + Self::pages(s, 0, 1024)
+        } else {
+            end + Self::pages(s, 0, (GPA_END - end) / PAGE)
+        }
+    }
+
+    /// A hostile GPA, as a guest's exit or a caller could pass it: an alias
+    /// (at or above 2^48) of a mapped or populated page, at or just below a
+    /// 2^48 boundary, at the top of the 64-bit space, past every populated
+    /// region, anything; now and then unaligned.
+    fn hostile_gpa(&self, s: &mut impl Source) -> u64 {
+        let g = match s.below(10) {
+            0..=3 => Self::alias(self.target_gpa(s), s),
+            4 => GPA_END + Self::pages(s, 0, 16),
+            5 => (s.range(1, 0xffff) << 48) - Self::pages(s, 1, 16),
+            6 => 0u64.wrapping_sub(Self::pages(s, 1, 16)),
+            7 => self.past_regions(s),
+            8 => s.bits(64),
+            _ => u64::MAX - s.below(PAGE),
+        };
+        if s.chance(200) {
+            g | s.below(PAGE)
+        } else {
+            g
+        }
+    }
+
+    /// A hostile iteration range (dirty tracking, `unmap_region`): an
+    /// iteration range moved to another 2^48 block (aliasing the same
+    /// entries), across a 2^48 boundary, past every populated region (up
+    /// to 2^48, or to just below 2^64), empty, or ending at the last page
+    /// below 2^64.  With `assert_only` (non-DEBUG pairs) also ranges that
+    /// wrap past 2^64 (to exactly 0, to a small value, to just below their
+    /// start) and unaligned ones.  The iteration's cost stays bounded as
+    /// [`Gen::iter_range`]'s.
+    fn hostile_range(&self, s: &mut impl Source) -> (u64, u64) {
+        let max = self.cfg.max_iter_pages.max(1);
+        let kinds = if self.assert_only { 10 } else { 6 };
+        let (addr, len) = match s.below(kinds) {
+            0 | 1 => {
+                let (a, l) = self.iter_range(s);
+                (Self::alias(a, s), l)
+            }
+            2 => {
+                let boundary = s.range(1, 0xffff) << 48;
+                let before = Self::pages(s, 0, 64);
+                (boundary - before, before + Self::pages(s, 1, max))
+            }
+            3 => {
+                let start = self.past_regions(s);
+                let len = match s.below(3) {
+                    0 => Self::pages(s, 1, max),
+                    1 => GPA_END.saturating_sub(start).max(PAGE),
+                    _ => u64::MAX - start - (PAGE - 1),
+                };
+                (start, len)
+            }
+            4 => {
+                let a = if s.flip() {
+                    self.target_gpa(s)
+                } else {
+                    self.hostile_gpa(s)
+                };
+                (a & !(PAGE - 1), 0)
+            }
+            5 => {
+                let k = Self::pages(s, 1, 64);
+                (0u64.wrapping_sub(k), k - PAGE)
+            }
+            // ASSERT-only from here on.
+            6 => {
+                // Ending at exactly 2^64: wrapping to 0.
+                let a = if s.flip() {
+                    0u64.wrapping_sub(Self::pages(s, 1, 1024))
+                } else {
+                    (0xffff << 48) | (self.target_gpa(s) & (GPA_END - 1) & !(PAGE - 1))
+                };
+                (a, a.wrapping_neg())
+            }
+            7 => {
+                // From high up to a small value.
+                let a = if s.flip() {
+                    0u64.wrapping_sub(Self::pages(s, 1, 1024))
+                } else {
+                    Self::alias(self.target_gpa(s), s) & !(PAGE - 1)
+                };
+                let to = match s.below(4) {
+                    0 => Self::pages(s, 1, 16),
+                    1 => s.pick(&[M2, GIB, G512]),
+                    _ => {
+                        let (ra, rl) = self.random_region(s).unwrap_or((0, PAGE));
+                        ra + rl
+                    }
+                };
+                (a, to.wrapping_sub(a))
+            }
+            8 => {
+                // To just below its start.
+                let (a, _) = self.iter_range(s);
+                (a, 0u64.wrapping_sub(Self::pages(s, 1, 16)))
+            }
+            _ => {
+                let (a, l) = self.iter_range(s);
+                let off = s.range(1, PAGE - 1);
+                match s.below(3) {
+                    0 => (a + off, l),
+                    1 => (a, l - PAGE + off),
+                    _ => (a + off, l + off),
+                }
+            }
+        };
+        let plain = addr.is_multiple_of(PAGE)
+            && len.is_multiple_of(PAGE)
+            && addr.checked_add(len).is_some();
+        if (!plain && !self.assert_only) || self.iterated_in(addr, len) > 64 * max * PAGE {
+            return self.iter_range(s);
+        }
+        (addr, len)
+    }
+
     /// A page-aligned range for an iteration: mostly inside one region,
     /// sometimes running past its end; at most `max_iter_pages` pages.
     fn iter_range(&self, s: &mut impl Source) -> (u64, u64) {
@@ -527,6 +736,16 @@ impl Gen<'_> {
     }
 
     fn fault(&mut self, s: &mut impl Source) -> Op {
+        if self.hostile(s) {
+            // A VM exit's GPA: page-aligned, anywhere in 64 bits.
+            let gpa = self.hostile_gpa(s) & !(PAGE - 1);
+            return Op::Fault {
+                gpa,
+                prot: s.pick(&[7, 7, 7, 3, 5, 1]),
+                attr: self.attr(s),
+                pfn: s.bits(40),
+            };
+        }
         let mut gpa = match self.random_region(s) {
             Some(r) if s.below(10) < 9 => Self::page_in(s, r),
             _ => self.any_gpa(s) % GPA_END,
@@ -541,6 +760,20 @@ impl Gen<'_> {
             attr: self.attr(s),
             pfn: s.bits(40),
         }
+    }
+
+    /// Populated bytes that an iteration of `[addr, addr + len)` visits.
+    /// The original's iteration ends at the end of the 2^48 block it
+    /// starts in (its root table's last entry), visiting the entries of
+    /// the GPAs mod 2^48; a wrapping range visits nothing (non-DEBUG; the
+    /// DEBUG original panics).
+    fn iterated_in(&self, addr: u64, len: u64) -> u64 {
+        let Some(end) = addr.checked_add(len) else {
+            return 0;
+        };
+        let block = addr & !(GPA_END - 1);
+        let stop = block.checked_add(GPA_END).map_or(end, |b| end.min(b));
+        self.populated_in(addr - block, stop - block)
     }
 
     /// Populated bytes in `[addr, addr + len)`.
@@ -575,7 +808,7 @@ impl Gen<'_> {
             }
         };
         // Keep the iteration's cost bounded: few populated pages inside.
-        if self.populated_in(addr, len) > 64 * max {
+        if self.iterated_in(addr, len) > 64 * max {
             let (a, l) = self.iter_range(s);
             return Op::UnmapRegion { addr: a, len: l };
         }
@@ -594,6 +827,7 @@ pub fn generate_with(seed: u64, n_ops: usize, format: Format, cfg: &GenConfig) -
     let mut rng = Rng::new(seed ^ ((format as u64) << 63));
     let mut g = Gen {
         cfg,
+        assert_only: cfg.makes_assert_only(),
         format,
         regions: Regions::default(),
         recent: Vec::new(),
@@ -624,6 +858,7 @@ pub fn from_bytes_with(data: &[u8], cfg: &GenConfig) -> (Format, Vec<Op>) {
     };
     let mut g = Gen {
         cfg,
+        assert_only: cfg.makes_assert_only(),
         format,
         regions: Regions::default(),
         recent: Vec::new(),

@@ -12,7 +12,7 @@ use std::os::fd::FromRawFd;
 use std::sync::atomic::Ordering;
 
 use crate::runner::PANIC_FD;
-use crate::{run, Divergence, Format, Op, Stats};
+use crate::{run, Divergence, Format, Op, Side, Stats};
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,10 +22,11 @@ pub enum Outcome {
     /// A difference.
     Diverged(Divergence),
     /// The child ended without a verdict: a kernel panic (an assertion of
-    /// either implementation, reported with the operation it happened in)
-    /// or a crash.
+    /// either implementation, reported with the operation it happened in
+    /// and the side that panicked: the one called last) or a crash.
     Crashed {
         op_index: Option<usize>,
+        side: Option<Side>,
         status: String,
     },
 }
@@ -144,15 +145,26 @@ fn verdict(msg: &str, status: i32) -> Outcome {
             });
         }
     }
-    let op_index = msg
+    let mut panic = msg
         .strip_prefix("panic ")
-        .and_then(|r| r.trim().parse().ok());
+        .unwrap_or_default()
+        .split_whitespace();
+    let op_index = panic.next().and_then(|i| i.parse().ok());
+    let side = match panic.next() {
+        Some("lib") => Some(Side::Lib),
+        Some("ref") => Some(Side::Ref),
+        _ => None,
+    };
     let status = if libc::WIFSIGNALED(status) {
         format!("killed by signal {}", libc::WTERMSIG(status))
     } else {
         format!("exit status {}", libc::WEXITSTATUS(status))
     };
-    Outcome::Crashed { op_index, status }
+    Outcome::Crashed {
+        op_index,
+        side,
+        status,
+    }
 }
 
 /// Where the failure of an outcome happened, if known.

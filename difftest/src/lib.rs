@@ -1,10 +1,16 @@
 //! # Differential testing of vmm-gpt against the original `vmm_gpt.c`
 //!
-//! Both implementations live in one process: the Rust library as itself,
-//! the original (compiled by build.rs from `$ILLUMOS_GATE`, DEBUG) with
-//! every global symbol renamed `ref_*` and its own three hot-patched stubs.
-//! The kernel stand-in (`ctest/c/kernel.c`) is shared; each
-//! implementation's kernel memory is charged to a kmem domain of its own.
+//! The implementations live in one process: the Rust library as itself,
+//! the original (compiled by build.rs from `$ILLUMOS_GATE`, once with
+//! `-DDEBUG` and once without) with every global symbol renamed (`ref_*`,
+//! `ref_ndebug_*`) and its own three hot-patched stubs, and, when named,
+//! the kernel objects and the release staticlib, renamed the same way
+//! ([`sys`]).  A run compares one implementation under test (the library,
+//! or what [`sys::select`] chose) with the original of the same build:
+//! DEBUG with DEBUG (both check the original's `ASSERT`s), non-DEBUG with
+//! non-DEBUG (what production kernels run).  The kernel stand-in
+//! (`ctest/c/kernel.c`) is shared; each side's kernel memory is charged to
+//! a kmem domain of its own.
 //!
 //! The driver applies one sequence of operations ([`Op`]) to both and
 //! compares everything observable after each: return values, walk results
@@ -94,12 +100,14 @@ impl Format {
     }
 }
 
-/// One side of the comparison, for the fault-injection operations.
+/// One side of the comparison, for the fault-injection operations and
+/// panics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
-    /// The Rust library.
+    /// The implementation under test: the Rust library (or what
+    /// [`sys::select`] chose).
     Lib,
-    /// The original `vmm_gpt.c`.
+    /// The original `vmm_gpt.c` (of the same build).
     Ref,
 }
 
@@ -142,8 +150,8 @@ pub enum Op {
         attr: u8,
         pfn: u64,
     },
-    /// `vmm_gpt_walk(gpa, depth)`, any GPA, depth `LEVEL4` (0) ..
-    /// `LEVEL1` (3).
+    /// `vmm_gpt_walk(gpa, depth)`, any GPA (the original takes it mod
+    /// 2^48), depth `LEVEL4` (0) .. `LEVEL1` (3).
     Walk { gpa: u64, depth: u32 },
     /// Walk to the leaf, then `vmm_gpte_is_mapped`, asking for the PFN
     /// (`want & 1`) and the protection (`want & 2`).
@@ -163,15 +171,18 @@ pub enum Op {
     Query { gpa: u64 },
     /// Dirty tracking (`vmspace_bits_operate`): iterate `[addr, addr +
     /// len)`, `vmm_gpte_query_dirty` each entry and, with `reset`, on each
-    /// mapped one `vmm_gpte_reset_dirty(on)`.
+    /// mapped one `vmm_gpte_reset_dirty(on)`.  Any range (from user space:
+    /// at or above 2^48, empty, ...); in a DEBUG pair one that wraps past
+    /// 2^64 or is unaligned is skipped (the DEBUG original `ASSERT`s).
     Track {
         addr: u64,
         len: u64,
         reset: Option<bool>,
     },
-    /// `vmm_gpt_unmap(gpa)` (below 2^48).
+    /// `vmm_gpt_unmap(gpa)`, any GPA.
     Unmap { gpa: u64 },
-    /// `vmm_gpt_unmap_region(addr, len)`, any page-aligned range below 2^48.
+    /// `vmm_gpt_unmap_region(addr, len)`, any range; in a DEBUG pair, one
+    /// that wraps past 2^64 or is unaligned is skipped (as for `Track`).
     UnmapRegion { addr: u64, len: u64 },
     /// `vmm_gpt_get_pmtp(track_dirty)`.
     GetPmtp { track_dirty: bool },
@@ -295,10 +306,10 @@ impl Stats {
     }
 }
 
-/// Whether build.rs built the original (`ILLUMOS_GATE` was set).  Without
-/// it [`run`] panics; tests skip.
+/// Whether build.rs built the originals (`ILLUMOS_GATE` was set).
+/// Without them [`run`] panics; tests skip.
 pub fn reference_available() -> bool {
-    sys::reference().is_some()
+    sys::reference().is_some() && sys::reference_ndebug().is_some()
 }
 
 /// Where the original was compiled from (empty without it).

@@ -64,6 +64,11 @@ impl Regions {
             .find(|&(s, l)| s <= gpa && gpa < s + l)
     }
 
+    /// The end of the highest region (0 without one).
+    pub fn end(&self) -> u64 {
+        self.list.iter().map(|&(s, l)| s + l).max().unwrap_or(0)
+    }
+
     /// Every region, by address.
     pub fn sorted(&self) -> Vec<(u64, u64)> {
         let mut v = self.list.clone();

@@ -36,6 +36,8 @@ struct Context {
     len: usize,
     index: AtomicUsize,
     format: Format,
+    lib_name: &'static str,
+    ref_name: &'static str,
 }
 
 static CONTEXT: AtomicPtr<Context> = AtomicPtr::new(ptr::null_mut());
@@ -65,13 +67,26 @@ unsafe extern "C" fn panic_hook() {
     } else {
         "the final teardown".to_string()
     };
+    // SAFETY: reads the calling thread's domain: the implementation that
+    // was called last (every call is preceded by `Impl::enter`).
+    let side = match unsafe { sys::ktest_kmem_domain() } {
+        LIB_DOMAIN => "lib",
+        REF_DOMAIN => "ref",
+        _ => "-",
+    };
     eprintln!(
-        "difftest: the failure above happened in op #{i} of {} ({:?}): {op}",
-        ctx.len, ctx.format
+        "difftest: the failure above happened in op #{i} of {} ({:?}), in the {}: {op}",
+        ctx.len,
+        ctx.format,
+        match side {
+            "lib" => ctx.lib_name,
+            "ref" => ctx.ref_name,
+            _ => "driver",
+        }
     );
     let fd = PANIC_FD.load(Ordering::SeqCst);
     if fd != u64::MAX {
-        let msg = format!("panic {i}\n");
+        let msg = format!("panic {i} {side}\n");
         // SAFETY: writing a live buffer to the result pipe of this forked
         // child; a short or failed write only loses the op index.
         unsafe { libc::write(fd as i32, msg.as_ptr().cast(), msg.len()) };
@@ -109,6 +124,7 @@ impl Impl {
     fn mapped(&self, ptep: *mut vmm_gpt_entry_t) -> Option<u64> {
         let mut pfn: libc::c_ulong = 0;
         let mut prot: c_uint = 0;
+        self.enter();
         // SAFETY: ptep is an entry of a live leaf table (from a walk or the
         // iterator); the out-pointers are locals.
         let m = unsafe { (self.api.is_mapped)(ptep, &mut pfn, &mut prot) };
@@ -134,8 +150,8 @@ impl Impl {
             vgi_entries: [ptr::null_mut(); 4],
         };
         self.enter();
-        // SAFETY: a live GPT and a page-aligned range that does not wrap
-        // (checked by the caller); `it` is ours.
+        // SAFETY: a live GPT and a range the original's ASSERTs accept in
+        // this pair's build (checked by the caller); `it` is ours.
         unsafe { (self.api.iter_init)(&mut it, self.gpt, addr, len) };
         it
     }
@@ -166,6 +182,8 @@ fn offset(p: *const vmm_gpt_entry_t) -> usize {
 
 struct Runner<'a> {
     format: Format,
+    /// A DEBUG pair: `ASSERT`-only inputs are skipped.
+    debug: bool,
     lib: Impl,
     orig: Impl,
     regions: Regions,
@@ -175,22 +193,29 @@ struct Runner<'a> {
     index: usize,
 }
 
-/// Applies `ops` to both implementations with `format` installed in both,
-/// comparing after every operation; ends with a whole-tree comparison,
+/// Applies `ops` to the implementation under test ([`sys::library`]) and
+/// the original of its build ([`sys::reference_for`]: DEBUG for DEBUG,
+/// non-DEBUG for non-DEBUG), with `format` installed in both, comparing
+/// after every operation; ends with a whole-tree comparison,
 /// unmapping and vacating every live region, and freeing both GPTs, after
 /// which neither may hold any kernel memory.  On the first difference it
 /// abandons both GPTs (their memory is reclaimed through the kmem domains)
 /// and returns it.  Either way both formats are uninstalled again, so it
 /// can be called again in the same process.
 ///
+/// In a DEBUG pair, operations whose inputs only the original's `ASSERT`s
+/// reject (iteration ranges that wrap past 2^64 or are unaligned) are
+/// skipped as invalid: the DEBUG original panics on them.  In a non-DEBUG
+/// pair they run, and must agree.
+///
 /// Panics when the original is not built ([`crate::reference_available`]).
 /// Holds [`exclusive`] throughout.
 pub fn run(format: Format, ops: &[Op]) -> Result<Stats, Divergence> {
-    let orig_api = sys::reference().unwrap_or_else(|| {
+    // The library, or what sys::select chose, and its build's original.
+    let lib_api = sys::library();
+    let orig_api = sys::reference_for(lib_api).unwrap_or_else(|| {
         panic!("vmm-gpt-difftest: the original vmm_gpt.c was not built (set ILLUMOS_GATE)")
     });
-    // The library, or the kernel object (sys::compare_kernel_object).
-    let lib_api = sys::library();
     let _guard = exclusive();
     // SAFETY: reads the calling thread's domain.
     let saved_domain = unsafe { sys::ktest_kmem_domain() };
@@ -208,6 +233,8 @@ pub fn run(format: Format, ops: &[Op]) -> Result<Stats, Divergence> {
         len: ops.len(),
         index: AtomicUsize::new(0),
         format,
+        lib_name: lib_api.name,
+        ref_name: orig_api.name,
     };
     CONTEXT.store(&ctx as *const Context as *mut Context, Ordering::SeqCst);
     // SAFETY: installs a hook with the right signature; the previous one
@@ -230,6 +257,7 @@ pub fn run(format: Format, ops: &[Op]) -> Result<Stats, Divergence> {
     }
     let mut r = Runner {
         format,
+        debug: lib_api.debug,
         lib: Impl {
             api: lib_api,
             gpt: ptr::null_mut(),
@@ -720,12 +748,18 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn range_ok(addr: u64, len: u64) -> bool {
-        addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE) && addr.checked_add(len).is_some()
+    /// Whether an iteration of `[addr, addr + len)` (iter_init,
+    /// unmap_region) passes the original's `ASSERT`s: page-aligned, not
+    /// wrapping past 2^64.  Any range is valid in a non-DEBUG pair.
+    fn range_ok(&self, addr: u64, len: u64) -> bool {
+        !self.debug
+            || (addr.is_multiple_of(PAGE)
+                && len.is_multiple_of(PAGE)
+                && addr.checked_add(len).is_some())
     }
 
     fn fill(&mut self, addr: u64, len: u64, prot: u32, attr: u8, skip: u64, pfn: u64) -> Res<()> {
-        if !Self::range_ok(addr, len) || !self.valid_mapping(prot, attr) {
+        if !self.range_ok(addr, len) || !self.valid_mapping(prot, attr) {
             return self.skip();
         }
         self.iterate(addr, len, |r, gpa, n, leaves| {
@@ -767,6 +801,7 @@ impl Runner<'_> {
             } else {
                 ptr::null_mut()
             };
+            imp.enter();
             // SAFETY: an entry of a live leaf table; each out-pointer is a
             // local or NULL.
             let m = unsafe { (imp.api.is_mapped)(p, pfnp, protp) };
@@ -840,6 +875,7 @@ impl Runner<'_> {
             .into_iter()
             .enumerate()
         {
+            imp.enter();
             // SAFETY: an entry of a live leaf table.
             res[k] = unsafe { ((imp.api.query_accessed)(p), (imp.api.query_dirty)(p)) };
         }
@@ -864,7 +900,7 @@ impl Runner<'_> {
     }
 
     fn track(&mut self, addr: u64, len: u64, reset: Option<bool>) -> Res<()> {
-        if !Self::range_ok(addr, len) {
+        if !self.range_ok(addr, len) {
             return self.skip();
         }
         self.iterate(addr, len, |r, _gpa, _n, leaves| {
@@ -879,13 +915,10 @@ impl Runner<'_> {
     }
 
     fn unmap(&mut self, gpa: u64) -> Res<()> {
-        if gpa >= GPA_END {
-            return self.skip();
-        }
         let mut res = [false; 2];
         for (k, imp) in self.both().into_iter().enumerate() {
             imp.enter();
-            // SAFETY: a live GPT.
+            // SAFETY: a live GPT; any GPA (the walk takes it mod 2^48).
             res[k] = unsafe { (imp.api.unmap)(imp.gpt, gpa) };
         }
         if res[0] != res[1] {
@@ -900,13 +933,14 @@ impl Runner<'_> {
     }
 
     fn unmap_region(&mut self, addr: u64, len: u64) -> Res<()> {
-        if !Self::range_ok(addr, len) || addr + len > GPA_END {
+        if !self.range_ok(addr, len) {
             return self.skip();
         }
         let mut res = [0usize; 2];
         for (k, imp) in self.both().into_iter().enumerate() {
             imp.enter();
-            // SAFETY: a live GPT; a page-aligned range below 2^48.
+            // SAFETY: a live GPT; a range the original's ASSERTs accept in
+            // this pair's build.
             res[k] = unsafe { (imp.api.unmap_region)(imp.gpt, addr, len) };
         }
         if res[0] != res[1] {
@@ -951,6 +985,7 @@ impl Runner<'_> {
         unsafe { sys::ktest_set_hw_ad_supported(hw_ad) };
         let mut res = [false; 2];
         for (k, imp) in self.both().into_iter().enumerate() {
+            imp.enter();
             // SAFETY: a live GPT.
             res[k] = unsafe { (imp.api.can_track_dirty)(imp.gpt) };
         }

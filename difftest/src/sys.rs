@@ -1,14 +1,25 @@
-//! The two implementations behind one table of C functions each, and the
+//! The implementations behind one table of C functions each, and the
 //! kernel stand-in's test hooks (`ctest/c/ktest.h`).
 //!
-//! The library's functions are its own `vmm_gpt::ffi` exports; the
-//! original's are the `ref_`-prefixed symbols that build.rs made of
-//! `vmm_gpt.c` (present with `cfg(vmm_gpt_reference)`); the kernel
-//! object's (illumos-build/build.sh) the `kobj_`-prefixed ones (present
-//! with `cfg(vmm_gpt_kernel_object)`), which can take the library's place
-//! ([`compare_kernel_object`]).
+//! | table | what | build | present with |
+//! | --- | --- | --- | --- |
+//! | [`LIB`] | the library linked as a Rust crate (`vmm_gpt::ffi`) | DEBUG when this crate is built with `debug_assertions` (the test profile), else non-DEBUG | always |
+//! | [`reference`] | the original `vmm_gpt.c`, `-DDEBUG` (`ref_*`) | DEBUG | `cfg(vmm_gpt_reference)` (`ILLUMOS_GATE`) |
+//! | [`reference_ndebug`] | the original without `DEBUG` (`ref_ndebug_*`) | non-DEBUG | the same |
+//! | [`kernel_object`] | `target/kernel/vmm_gpt.o` (`kobj_*`) | non-DEBUG | `VMM_GPT_KERNEL_OBJECT` |
+//! | [`kernel_object_debug`] | `target/kernel/vmm_gpt.debug.o` (`kobj_debug_*`) | DEBUG | `VMM_GPT_KERNEL_OBJECT_DEBUG` |
+//! | [`staticlib`] | `target/release/libvmm_gpt.a`'s object (`rel_*`) | non-DEBUG | `VMM_GPT_STATICLIB` |
+//!
+//! The runner compares the implementation [`select`]ed (default [`LIB`])
+//! with the original of the same build ([`reference_for`]): a DEBUG build
+//! with the DEBUG original, a non-DEBUG one with the non-DEBUG original.
+//! The prefixed tables are made by [`implementation!`] from one list of
+//! the 19 declarations, each symbol named `concat!(prefix, name)`; their
+//! types are the [`Api`] fields', which [`LIB`] checks against the
+//! library's own functions.
 
 use std::ffi::c_uint;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use vmm_gpt::abi::{
     pfn_t, uint_t, vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t,
@@ -45,10 +56,12 @@ extern "C" {
 }
 
 /// The C surface of one implementation (the 19 functions of
-/// `<sys/vmm_gpt.h>`), with the kmem domain its allocations are charged to.
+/// `<sys/vmm_gpt.h>`), with the kmem domain its allocations are charged to
+/// and whether it is a DEBUG build (the original's `ASSERT`s checked).
 pub struct Api {
     pub name: &'static str,
     pub domain: c_uint,
+    pub debug: bool,
     pub init: unsafe extern "C" fn(*const vmm_pte_impl) -> bool,
     pub fini: unsafe extern "C" fn(),
     pub alloc: unsafe extern "C" fn() -> *mut vmm_gpt_t,
@@ -71,7 +84,7 @@ pub struct Api {
     pub can_track_dirty: unsafe extern "C" fn(*mut vmm_gpt_t) -> bool,
 }
 
-/// kmem domain of the library's allocations.
+/// kmem domain of the implementation under test's allocations.
 pub const LIB_DOMAIN: c_uint = 1;
 /// kmem domain of the original's allocations.
 pub const REF_DOMAIN: c_uint = 2;
@@ -82,6 +95,9 @@ pub static LIB: Api = {
     Api {
         name: "library",
         domain: LIB_DOMAIN,
+        // The library's ASSERT-class checks are `debug_assertions`, which
+        // the profile sets for it and this crate alike.
+        debug: cfg!(debug_assertions),
         init: vmm_gpt_init,
         fini: vmm_gpt_fini,
         alloc: vmm_gpt_alloc,
@@ -104,166 +120,170 @@ pub static LIB: Api = {
     }
 };
 
-#[cfg(vmm_gpt_reference)]
-mod original {
-    use super::*;
-
-    // vmm_gpt_t is the library's opaque Rust struct; only pointers to it
-    // cross, never dereferenced here (the original's GPT is its own).
-    #[allow(improper_ctypes)]
-    extern "C" {
-        pub fn ref_vmm_gpt_init(imp: *const vmm_pte_impl) -> bool;
-        pub fn ref_vmm_gpt_fini();
-        pub fn ref_vmm_gpt_alloc() -> *mut vmm_gpt_t;
-        pub fn ref_vmm_gpt_free(gpt: *mut vmm_gpt_t);
-        pub fn ref_vmm_gpt_walk(
-            gpt: *mut vmm_gpt_t,
-            gpa: u64,
-            entries: *mut *mut vmm_gpt_entry_t,
-            depth: c_uint,
-        ) -> u64;
-        pub fn ref_vmm_gpt_iter_init(
-            iter: *mut vmm_gpt_iter_t,
-            gpt: *mut vmm_gpt_t,
-            addr: u64,
-            len: u64,
-        );
-        pub fn ref_vmm_gpt_iter_next(
-            iter: *mut vmm_gpt_iter_t,
-            entry: *mut vmm_gpt_iter_entry_t,
-        ) -> bool;
-        pub fn ref_vmm_gpt_populate_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64);
-        pub fn ref_vmm_gpt_map_at(
-            gpt: *mut vmm_gpt_t,
-            ptep: *mut vmm_gpt_entry_t,
-            pfn: pfn_t,
-            prot: uint_t,
-            attr: u8,
-        ) -> bool;
-        pub fn ref_vmm_gpt_vacate_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64);
-        pub fn ref_vmm_gpt_unmap(gpt: *mut vmm_gpt_t, gpa: u64) -> bool;
-        pub fn ref_vmm_gpt_unmap_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64) -> usize;
-        pub fn ref_vmm_gpt_get_pmtp(gpt: *mut vmm_gpt_t, track_dirty: bool) -> u64;
-        pub fn ref_vmm_gpte_is_mapped(
-            ptep: *const vmm_gpt_entry_t,
-            pfnp: *mut pfn_t,
-            protp: *mut uint_t,
-        ) -> bool;
-        pub fn ref_vmm_gpte_reset_accessed(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool;
-        pub fn ref_vmm_gpte_reset_dirty(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool;
-        pub fn ref_vmm_gpte_query_accessed(ptep: *const vmm_gpt_entry_t) -> bool;
-        pub fn ref_vmm_gpte_query_dirty(ptep: *const vmm_gpt_entry_t) -> bool;
-        pub fn ref_vmm_gpt_can_track_dirty(gpt: *mut vmm_gpt_t) -> bool;
-    }
-
-    /// The original `vmm_gpt.c`.
-    pub static REF: Api = Api {
-        name: "original",
-        domain: REF_DOMAIN,
-        init: ref_vmm_gpt_init,
-        fini: ref_vmm_gpt_fini,
-        alloc: ref_vmm_gpt_alloc,
-        free: ref_vmm_gpt_free,
-        walk: ref_vmm_gpt_walk,
-        iter_init: ref_vmm_gpt_iter_init,
-        iter_next: ref_vmm_gpt_iter_next,
-        populate_region: ref_vmm_gpt_populate_region,
-        map_at: ref_vmm_gpt_map_at,
-        vacate_region: ref_vmm_gpt_vacate_region,
-        unmap: ref_vmm_gpt_unmap,
-        unmap_region: ref_vmm_gpt_unmap_region,
-        get_pmtp: ref_vmm_gpt_get_pmtp,
-        is_mapped: ref_vmm_gpte_is_mapped,
-        reset_accessed: ref_vmm_gpte_reset_accessed,
-        reset_dirty: ref_vmm_gpte_reset_dirty,
-        query_accessed: ref_vmm_gpte_query_accessed,
-        query_dirty: ref_vmm_gpte_query_dirty,
-        can_track_dirty: ref_vmm_gpt_can_track_dirty,
+/// An [`Api`] of the copy whose 21 symbols build.rs renamed
+/// `<prefix><name>`: one extern block of the 19 functions, each
+/// `#[link_name = concat!(prefix, name)]`, and the table of them.
+macro_rules! implementation {
+    ($(#[$meta:meta])* $vis:vis static $table:ident = $prefix:literal,
+     $name:expr, $domain:expr, debug: $debug:expr;) => {
+        $(#[$meta])*
+        $vis static $table: Api = {
+            // vmm_gpt_t is the library's opaque Rust struct; only pointers
+            // to it cross, never dereferenced here (each implementation's
+            // GPT is its own).
+            #[allow(improper_ctypes)]
+            extern "C" {
+                #[link_name = concat!($prefix, "vmm_gpt_init")]
+                fn init(imp: *const vmm_pte_impl) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpt_fini")]
+                fn fini();
+                #[link_name = concat!($prefix, "vmm_gpt_alloc")]
+                fn alloc() -> *mut vmm_gpt_t;
+                #[link_name = concat!($prefix, "vmm_gpt_free")]
+                fn free(gpt: *mut vmm_gpt_t);
+                #[link_name = concat!($prefix, "vmm_gpt_walk")]
+                fn walk(
+                    gpt: *mut vmm_gpt_t,
+                    gpa: u64,
+                    entries: *mut *mut vmm_gpt_entry_t,
+                    depth: c_uint,
+                ) -> u64;
+                #[link_name = concat!($prefix, "vmm_gpt_iter_init")]
+                fn iter_init(iter: *mut vmm_gpt_iter_t, gpt: *mut vmm_gpt_t, addr: u64, len: u64);
+                #[link_name = concat!($prefix, "vmm_gpt_iter_next")]
+                fn iter_next(iter: *mut vmm_gpt_iter_t, entry: *mut vmm_gpt_iter_entry_t) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpt_populate_region")]
+                fn populate_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64);
+                #[link_name = concat!($prefix, "vmm_gpt_map_at")]
+                fn map_at(
+                    gpt: *mut vmm_gpt_t,
+                    ptep: *mut vmm_gpt_entry_t,
+                    pfn: pfn_t,
+                    prot: uint_t,
+                    attr: u8,
+                ) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpt_vacate_region")]
+                fn vacate_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64);
+                #[link_name = concat!($prefix, "vmm_gpt_unmap")]
+                fn unmap(gpt: *mut vmm_gpt_t, gpa: u64) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpt_unmap_region")]
+                fn unmap_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64) -> usize;
+                #[link_name = concat!($prefix, "vmm_gpt_get_pmtp")]
+                fn get_pmtp(gpt: *mut vmm_gpt_t, track_dirty: bool) -> u64;
+                #[link_name = concat!($prefix, "vmm_gpte_is_mapped")]
+                fn is_mapped(
+                    ptep: *const vmm_gpt_entry_t,
+                    pfnp: *mut pfn_t,
+                    protp: *mut uint_t,
+                ) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpte_reset_accessed")]
+                fn reset_accessed(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpte_reset_dirty")]
+                fn reset_dirty(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpte_query_accessed")]
+                fn query_accessed(ptep: *const vmm_gpt_entry_t) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpte_query_dirty")]
+                fn query_dirty(ptep: *const vmm_gpt_entry_t) -> bool;
+                #[link_name = concat!($prefix, "vmm_gpt_can_track_dirty")]
+                fn can_track_dirty(gpt: *mut vmm_gpt_t) -> bool;
+            }
+            Api {
+                name: $name,
+                domain: $domain,
+                debug: $debug,
+                init,
+                fini,
+                alloc,
+                free,
+                walk,
+                iter_init,
+                iter_next,
+                populate_region,
+                map_at,
+                vacate_region,
+                unmap,
+                unmap_region,
+                get_pmtp,
+                is_mapped,
+                reset_accessed,
+                reset_dirty,
+                query_accessed,
+                query_dirty,
+                can_track_dirty,
+            }
+        };
     };
 }
 
-#[cfg(vmm_gpt_kernel_object)]
-mod kernel_object {
-    use super::*;
-
-    // As for the original: only pointers to vmm_gpt_t cross.
-    #[allow(improper_ctypes)]
-    extern "C" {
-        pub fn kobj_vmm_gpt_init(imp: *const vmm_pte_impl) -> bool;
-        pub fn kobj_vmm_gpt_fini();
-        pub fn kobj_vmm_gpt_alloc() -> *mut vmm_gpt_t;
-        pub fn kobj_vmm_gpt_free(gpt: *mut vmm_gpt_t);
-        pub fn kobj_vmm_gpt_walk(
-            gpt: *mut vmm_gpt_t,
-            gpa: u64,
-            entries: *mut *mut vmm_gpt_entry_t,
-            depth: c_uint,
-        ) -> u64;
-        pub fn kobj_vmm_gpt_iter_init(
-            iter: *mut vmm_gpt_iter_t,
-            gpt: *mut vmm_gpt_t,
-            addr: u64,
-            len: u64,
-        );
-        pub fn kobj_vmm_gpt_iter_next(
-            iter: *mut vmm_gpt_iter_t,
-            entry: *mut vmm_gpt_iter_entry_t,
-        ) -> bool;
-        pub fn kobj_vmm_gpt_populate_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64);
-        pub fn kobj_vmm_gpt_map_at(
-            gpt: *mut vmm_gpt_t,
-            ptep: *mut vmm_gpt_entry_t,
-            pfn: pfn_t,
-            prot: uint_t,
-            attr: u8,
-        ) -> bool;
-        pub fn kobj_vmm_gpt_vacate_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64);
-        pub fn kobj_vmm_gpt_unmap(gpt: *mut vmm_gpt_t, gpa: u64) -> bool;
-        pub fn kobj_vmm_gpt_unmap_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64) -> usize;
-        pub fn kobj_vmm_gpt_get_pmtp(gpt: *mut vmm_gpt_t, track_dirty: bool) -> u64;
-        pub fn kobj_vmm_gpte_is_mapped(
-            ptep: *const vmm_gpt_entry_t,
-            pfnp: *mut pfn_t,
-            protp: *mut uint_t,
-        ) -> bool;
-        pub fn kobj_vmm_gpte_reset_accessed(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool;
-        pub fn kobj_vmm_gpte_reset_dirty(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool;
-        pub fn kobj_vmm_gpte_query_accessed(ptep: *const vmm_gpt_entry_t) -> bool;
-        pub fn kobj_vmm_gpte_query_dirty(ptep: *const vmm_gpt_entry_t) -> bool;
-        pub fn kobj_vmm_gpt_can_track_dirty(gpt: *mut vmm_gpt_t) -> bool;
-    }
-
-    /// The kernel object (illumos-build/build.sh), in the library's place.
-    pub static KOBJ: Api = Api {
-        name: "kernel object",
-        domain: LIB_DOMAIN,
-        init: kobj_vmm_gpt_init,
-        fini: kobj_vmm_gpt_fini,
-        alloc: kobj_vmm_gpt_alloc,
-        free: kobj_vmm_gpt_free,
-        walk: kobj_vmm_gpt_walk,
-        iter_init: kobj_vmm_gpt_iter_init,
-        iter_next: kobj_vmm_gpt_iter_next,
-        populate_region: kobj_vmm_gpt_populate_region,
-        map_at: kobj_vmm_gpt_map_at,
-        vacate_region: kobj_vmm_gpt_vacate_region,
-        unmap: kobj_vmm_gpt_unmap,
-        unmap_region: kobj_vmm_gpt_unmap_region,
-        get_pmtp: kobj_vmm_gpt_get_pmtp,
-        is_mapped: kobj_vmm_gpte_is_mapped,
-        reset_accessed: kobj_vmm_gpte_reset_accessed,
-        reset_dirty: kobj_vmm_gpte_reset_dirty,
-        query_accessed: kobj_vmm_gpte_query_accessed,
-        query_dirty: kobj_vmm_gpte_query_dirty,
-        can_track_dirty: kobj_vmm_gpt_can_track_dirty,
-    };
+implementation! {
+    /// The original `vmm_gpt.c`, `-DDEBUG`.
+    #[cfg(vmm_gpt_reference)]
+    static REF = "ref_", "original (DEBUG)", REF_DOMAIN, debug: true;
+}
+implementation! {
+    /// The original `vmm_gpt.c` without `DEBUG`, as production kernels
+    /// build it.
+    #[cfg(vmm_gpt_reference_ndebug)]
+    static REF_NDEBUG = "ref_ndebug_", "original (non-DEBUG)", REF_DOMAIN, debug: false;
+}
+implementation! {
+    /// The non-DEBUG kernel object (illumos-build/build.sh).
+    #[cfg(vmm_gpt_kernel_object)]
+    static KOBJ = "kobj_", "kernel object (non-DEBUG)", LIB_DOMAIN, debug: false;
+}
+implementation! {
+    /// The DEBUG kernel object (illumos-build/build.sh).
+    #[cfg(vmm_gpt_kernel_object_debug)]
+    static KOBJ_DEBUG = "kobj_debug_", "kernel object (DEBUG)", LIB_DOMAIN, debug: true;
+}
+implementation! {
+    /// The release staticlib's object.
+    #[cfg(vmm_gpt_staticlib)]
+    static STATICLIB = "rel_", "release staticlib (non-DEBUG)", LIB_DOMAIN, debug: false;
 }
 
-/// The kernel object, when build.rs linked it (`VMM_GPT_KERNEL_OBJECT`).
+/// The original, DEBUG, when build.rs built it (`ILLUMOS_GATE`).
+pub fn reference() -> Option<&'static Api> {
+    #[cfg(vmm_gpt_reference)]
+    {
+        Some(&REF)
+    }
+    #[cfg(not(vmm_gpt_reference))]
+    {
+        None
+    }
+}
+
+/// The original compiled without DEBUG (ASSERTs off, as production
+/// kernels are), when build.rs built it (`ILLUMOS_GATE`): the reference of
+/// non-DEBUG builds, and the benchmarks'.  Its allocations are charged to
+/// `REF_DOMAIN`, like the DEBUG original's.
+pub fn reference_ndebug() -> Option<&'static Api> {
+    #[cfg(vmm_gpt_reference_ndebug)]
+    {
+        Some(&REF_NDEBUG)
+    }
+    #[cfg(not(vmm_gpt_reference_ndebug))]
+    {
+        None
+    }
+}
+
+/// The original of the same build as `api`: DEBUG for DEBUG.
+pub fn reference_for(api: &Api) -> Option<&'static Api> {
+    if api.debug {
+        reference()
+    } else {
+        reference_ndebug()
+    }
+}
+
+/// The non-DEBUG kernel object, when build.rs linked it
+/// (`VMM_GPT_KERNEL_OBJECT`).
 pub fn kernel_object() -> Option<&'static Api> {
     #[cfg(vmm_gpt_kernel_object)]
     {
-        Some(&kernel_object::KOBJ)
+        Some(&KOBJ)
     }
     #[cfg(not(vmm_gpt_kernel_object))]
     {
@@ -271,36 +291,65 @@ pub fn kernel_object() -> Option<&'static Api> {
     }
 }
 
-static COMPARE_KERNEL_OBJECT: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// From now on in this process, compares the kernel object with the
-/// original, instead of the library.  False (and no change) when the
-/// kernel object is not linked.
-pub fn compare_kernel_object() -> bool {
-    let linked = kernel_object().is_some();
-    COMPARE_KERNEL_OBJECT.store(linked, std::sync::atomic::Ordering::SeqCst);
-    linked
-}
-
-/// What the runner compares with the original: the library ([`LIB`]), or
-/// the kernel object after [`compare_kernel_object`].
-pub fn library() -> &'static Api {
-    match kernel_object() {
-        Some(k) if COMPARE_KERNEL_OBJECT.load(std::sync::atomic::Ordering::SeqCst) => k,
-        _ => &LIB,
-    }
-}
-
-/// The original, when build.rs built it.
-pub fn reference() -> Option<&'static Api> {
-    #[cfg(vmm_gpt_reference)]
+/// The DEBUG kernel object, when build.rs linked it
+/// (`VMM_GPT_KERNEL_OBJECT_DEBUG`).
+pub fn kernel_object_debug() -> Option<&'static Api> {
+    #[cfg(vmm_gpt_kernel_object_debug)]
     {
-        Some(&original::REF)
+        Some(&KOBJ_DEBUG)
     }
-    #[cfg(not(vmm_gpt_reference))]
+    #[cfg(not(vmm_gpt_kernel_object_debug))]
     {
         None
+    }
+}
+
+/// The release staticlib, when build.rs linked it (`VMM_GPT_STATICLIB`).
+pub fn staticlib() -> Option<&'static Api> {
+    #[cfg(vmm_gpt_staticlib)]
+    {
+        Some(&STATICLIB)
+    }
+    #[cfg(not(vmm_gpt_staticlib))]
+    {
+        None
+    }
+}
+
+/// Where the prebuilt implementations came from (empty when not linked).
+pub fn kernel_object_path() -> &'static str {
+    env!("VMM_GPT_DIFFTEST_KERNEL_OBJECT")
+}
+pub fn kernel_object_debug_path() -> &'static str {
+    env!("VMM_GPT_DIFFTEST_KERNEL_OBJECT_DEBUG")
+}
+pub fn staticlib_path() -> &'static str {
+    env!("VMM_GPT_DIFFTEST_STATICLIB")
+}
+
+static SELECTED: AtomicPtr<Api> = AtomicPtr::new(std::ptr::null_mut());
+
+/// From now on in this process (and the children it forks), the runner
+/// compares `api` (whose allocations must be charged to [`LIB_DOMAIN`])
+/// with the original of its build, instead of [`LIB`].
+pub fn select(api: &'static Api) {
+    assert_eq!(
+        api.domain, LIB_DOMAIN,
+        "{} is not an implementation under test",
+        api.name
+    );
+    SELECTED.store(api as *const Api as *mut Api, Ordering::SeqCst);
+}
+
+/// What the runner compares with the original: [`LIB`], or what was
+/// [`select`]ed.
+pub fn library() -> &'static Api {
+    let p = SELECTED.load(Ordering::SeqCst);
+    if p.is_null() {
+        &LIB
+    } else {
+        // SAFETY: only `select` stores, and only `&'static Api`s.
+        unsafe { &*p }
     }
 }
 
@@ -311,96 +360,4 @@ pub fn domain_stats(domain: c_uint) -> KmemStats {
     // the constants above (below KTEST_KMEM_DOMAINS).
     unsafe { ktest_kmem_domain_stats(domain, &mut ks) };
     ks
-}
-
-#[cfg(vmm_gpt_reference_ndebug)]
-mod original_ndebug {
-    use super::*;
-
-    // As for the original: only pointers to vmm_gpt_t cross.
-    #[allow(improper_ctypes)]
-    extern "C" {
-        pub fn ref_ndebug_vmm_gpt_init(imp: *const vmm_pte_impl) -> bool;
-        pub fn ref_ndebug_vmm_gpt_fini();
-        pub fn ref_ndebug_vmm_gpt_alloc() -> *mut vmm_gpt_t;
-        pub fn ref_ndebug_vmm_gpt_free(gpt: *mut vmm_gpt_t);
-        pub fn ref_ndebug_vmm_gpt_walk(
-            gpt: *mut vmm_gpt_t,
-            gpa: u64,
-            entries: *mut *mut vmm_gpt_entry_t,
-            depth: c_uint,
-        ) -> u64;
-        pub fn ref_ndebug_vmm_gpt_iter_init(
-            iter: *mut vmm_gpt_iter_t,
-            gpt: *mut vmm_gpt_t,
-            addr: u64,
-            len: u64,
-        );
-        pub fn ref_ndebug_vmm_gpt_iter_next(
-            iter: *mut vmm_gpt_iter_t,
-            entry: *mut vmm_gpt_iter_entry_t,
-        ) -> bool;
-        pub fn ref_ndebug_vmm_gpt_populate_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64);
-        pub fn ref_ndebug_vmm_gpt_map_at(
-            gpt: *mut vmm_gpt_t,
-            ptep: *mut vmm_gpt_entry_t,
-            pfn: pfn_t,
-            prot: uint_t,
-            attr: u8,
-        ) -> bool;
-        pub fn ref_ndebug_vmm_gpt_vacate_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64);
-        pub fn ref_ndebug_vmm_gpt_unmap(gpt: *mut vmm_gpt_t, gpa: u64) -> bool;
-        pub fn ref_ndebug_vmm_gpt_unmap_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64) -> usize;
-        pub fn ref_ndebug_vmm_gpt_get_pmtp(gpt: *mut vmm_gpt_t, track_dirty: bool) -> u64;
-        pub fn ref_ndebug_vmm_gpte_is_mapped(
-            ptep: *const vmm_gpt_entry_t,
-            pfnp: *mut pfn_t,
-            protp: *mut uint_t,
-        ) -> bool;
-        pub fn ref_ndebug_vmm_gpte_reset_accessed(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool;
-        pub fn ref_ndebug_vmm_gpte_reset_dirty(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool;
-        pub fn ref_ndebug_vmm_gpte_query_accessed(ptep: *const vmm_gpt_entry_t) -> bool;
-        pub fn ref_ndebug_vmm_gpte_query_dirty(ptep: *const vmm_gpt_entry_t) -> bool;
-        pub fn ref_ndebug_vmm_gpt_can_track_dirty(gpt: *mut vmm_gpt_t) -> bool;
-    }
-
-    /// The original `vmm_gpt.c` compiled without DEBUG.
-    pub static REF_NDEBUG: Api = Api {
-        name: "original (non-DEBUG)",
-        domain: REF_DOMAIN,
-        init: ref_ndebug_vmm_gpt_init,
-        fini: ref_ndebug_vmm_gpt_fini,
-        alloc: ref_ndebug_vmm_gpt_alloc,
-        free: ref_ndebug_vmm_gpt_free,
-        walk: ref_ndebug_vmm_gpt_walk,
-        iter_init: ref_ndebug_vmm_gpt_iter_init,
-        iter_next: ref_ndebug_vmm_gpt_iter_next,
-        populate_region: ref_ndebug_vmm_gpt_populate_region,
-        map_at: ref_ndebug_vmm_gpt_map_at,
-        vacate_region: ref_ndebug_vmm_gpt_vacate_region,
-        unmap: ref_ndebug_vmm_gpt_unmap,
-        unmap_region: ref_ndebug_vmm_gpt_unmap_region,
-        get_pmtp: ref_ndebug_vmm_gpt_get_pmtp,
-        is_mapped: ref_ndebug_vmm_gpte_is_mapped,
-        reset_accessed: ref_ndebug_vmm_gpte_reset_accessed,
-        reset_dirty: ref_ndebug_vmm_gpte_reset_dirty,
-        query_accessed: ref_ndebug_vmm_gpte_query_accessed,
-        query_dirty: ref_ndebug_vmm_gpte_query_dirty,
-        can_track_dirty: ref_ndebug_vmm_gpt_can_track_dirty,
-    };
-}
-
-/// The original compiled without DEBUG (ASSERTs off, as production
-/// kernels are), when built with the `ndebug-reference` feature and
-/// `ILLUMOS_GATE`: the benchmarks' reference.  Its allocations are charged
-/// to `REF_DOMAIN`, like the DEBUG original's.
-pub fn reference_ndebug() -> Option<&'static Api> {
-    #[cfg(vmm_gpt_reference_ndebug)]
-    {
-        Some(&original_ndebug::REF_NDEBUG)
-    }
-    #[cfg(not(vmm_gpt_reference_ndebug))]
-    {
-        None
-    }
 }

@@ -4,15 +4,22 @@
 //! must come back from an isolated run as a crash at its operation; shrink
 //! must boil an injected difference in a long sequence down to the few
 //! operations it needs; and the generators must make valid sequences that
-//! pass.
+//! pass, with the hostile values they are meant to make.  An implementation
+//! that differs from the original on a hostile input only (a wrapping
+//! dirty-tracking range, an aliasing unmap) is reported at that operation;
+//! and the premise of the DEBUG/non-DEBUG pairing holds: every DEBUG build
+//! linked panics on a wrapping iteration range (so DEBUG pairs do not get
+//! one), every non-DEBUG build returns with the original's iterator.
 
 use std::env;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::exit;
 
+use vmm_gpt::abi::{vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
+use vmm_gpt_difftest::sys::{self, Api};
 use vmm_gpt_difftest::{
-    from_bytes, generate, generate_with, reference_available, run, run_isolated, shrink,
-    Divergence, Format, GenConfig, Op, Outcome, Side, GPA_END, PAGE,
+    from_bytes, from_bytes_with, generate, generate_with, reference_available, run, run_isolated,
+    shrink, Divergence, Format, GenConfig, Op, Outcome, Side, GPA_END, PAGE,
 };
 
 const MIB: u64 = 1 << 20;
@@ -267,9 +274,14 @@ fn panic_is_a_crash_outcome() -> TestResult {
         match run_isolated(f, &ops) {
             Outcome::Crashed {
                 op_index: Some(3),
+                side: Some(Side::Lib),
                 status,
-            } => println!("    {f:?}: crashed in op #3: {status}"),
-            other => return Err(format!("{f:?}: expected a crash in op #3, got {other:?}")),
+            } => println!("    {f:?}: the library crashed in op #3: {status}"),
+            other => {
+                return Err(format!(
+                    "{f:?}: expected a crash of the library in op #3, got {other:?}"
+                ))
+            }
         }
     }
     Ok(())
@@ -367,8 +379,12 @@ fn generators_hold_up() -> TestResult {
     let cfgs = [GenConfig::DEFAULT, GenConfig::FUZZ, GenConfig::SMALL];
     for seed in 0..300u64 {
         let f = Format::ALL[(seed % 2) as usize];
-        let ops = generate_with(seed, 4000, f, &cfgs[(seed % 3) as usize]);
-        check_regions(&ops).map_err(|e| format!("seed {seed}: {e}"))?;
+        let assert_only = seed % 4 < 2;
+        let cfg = cfgs[(seed % 3) as usize]
+            .clone()
+            .with_assert_only(assert_only);
+        let ops = generate_with(seed, 4000, f, &cfg);
+        check_regions(&ops, assert_only).map_err(|e| format!("seed {seed}: {e}"))?;
     }
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for n in 0..3000usize {
@@ -385,18 +401,33 @@ fn generators_hold_up() -> TestResult {
                 }
             })
             .collect();
-        let (_, ops) = from_bytes(&data);
-        check_regions(&ops).map_err(|e| format!("input {n}: {e}"))?;
+        let assert_only = n % 2 == 1;
+        let (_, ops) = from_bytes_with(&data, &GenConfig::FUZZ.with_assert_only(assert_only));
+        check_regions(&ops, assert_only).map_err(|e| format!("input {n}: {e}"))?;
     }
     Ok(())
 }
 
+/// Whether an iteration range is one that only the original's ASSERTs
+/// reject: unaligned, or wrapping past 2^64.
+fn assert_only_range(addr: u64, len: u64) -> bool {
+    !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || addr.checked_add(len).is_none()
+}
+
 /// Replays the populates and vacates of a sequence: every populate a new
-/// valid region, every vacate a live one; no fault injection.
-fn check_regions(ops: &[Op]) -> TestResult {
+/// valid region, every vacate a live one; no fault injection; no
+/// ASSERT-only range unless `assert_only`.
+fn check_regions(ops: &[Op], assert_only: bool) -> TestResult {
     let mut live: Vec<(u64, u64)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match *op {
+            Op::Track { addr, len, .. }
+            | Op::UnmapRegion { addr, len }
+            | Op::Fill { addr, len, .. }
+                if !assert_only && assert_only_range(addr, len) =>
+            {
+                return Err(format!("op #{i}: an ASSERT-only range: {op:?}"))
+            }
             Op::Populate { addr, len } => {
                 let ok = addr % PAGE == 0
                     && len % PAGE == 0
@@ -424,6 +455,367 @@ fn check_regions(ops: &[Op]) -> TestResult {
     Ok(())
 }
 
+/// What the generator makes of the hostile values it is meant to make,
+/// counted over generated sequences.
+#[derive(Default, Debug)]
+struct Hostile {
+    walk_aliases: [u64; 4],
+    walk_top: u64,
+    unmap_aliases: u64,
+    fault_aliases: u64,
+    leaf_aliases: u64,
+    track_aliases: u64,
+    track_empty: u64,
+    track_past: u64,
+    track_crossing: u64,
+    unmap_region_aliases: u64,
+    unmap_region_empty: u64,
+    wrap_to_zero: u64,
+    wrap_to_small: u64,
+    wrap_below_start: u64,
+    unaligned: u64,
+}
+
+impl Hostile {
+    fn count(&mut self, ops: &[Op]) {
+        let mut live: Vec<(u64, u64)> = Vec::new();
+        for op in ops {
+            let end = live.iter().map(|&(a, l)| a + l).max().unwrap_or(0);
+            match *op {
+                Op::Populate { addr, len } => live.push((addr, len)),
+                Op::Vacate { addr } => live.retain(|&(a, _)| a != addr),
+                Op::Realloc => live.clear(),
+                Op::Walk { gpa, depth } if gpa >= GPA_END => {
+                    self.walk_aliases[depth as usize] += 1;
+                    if gpa >= 0xffff << 48 {
+                        self.walk_top += 1;
+                    }
+                }
+                Op::Unmap { gpa } if gpa >= GPA_END => self.unmap_aliases += 1,
+                Op::Fault { gpa, .. } if gpa >= GPA_END => self.fault_aliases += 1,
+                Op::IsMapped { gpa, .. }
+                | Op::HwSetAd { gpa, .. }
+                | Op::ResetAccessed { gpa, .. }
+                | Op::ResetDirty { gpa, .. }
+                | Op::Query { gpa }
+                    if gpa >= GPA_END =>
+                {
+                    self.leaf_aliases += 1
+                }
+                Op::Track { addr, len, .. } | Op::UnmapRegion { addr, len } => {
+                    let track = matches!(op, Op::Track { .. });
+                    match addr.checked_add(len) {
+                        _ if !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) => self.unaligned += 1,
+                        Some(_) if len == 0 && track => self.track_empty += 1,
+                        Some(_) if len == 0 => self.unmap_region_empty += 1,
+                        Some(e) if track && addr < GPA_END && e > GPA_END => {
+                            self.track_crossing += 1
+                        }
+                        Some(_) if addr >= GPA_END && track => self.track_aliases += 1,
+                        Some(_) if addr >= GPA_END => self.unmap_region_aliases += 1,
+                        Some(_) if track && live.is_empty() => {}
+                        Some(_) if track && addr >= end => self.track_past += 1,
+                        Some(_) => {}
+                        None if addr.wrapping_add(len) == 0 => self.wrap_to_zero += 1,
+                        None if addr.wrapping_add(len) < addr.saturating_sub(16 * PAGE) => {
+                            self.wrap_to_small += 1
+                        }
+                        None => self.wrap_below_start += 1,
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The generator makes every kind of hostile value, the ASSERT-only ones
+/// (wrapping, unaligned) only when asked to.
+fn hostile_values_generated() -> TestResult {
+    for assert_only in [false, true] {
+        let mut h = Hostile::default();
+        for seed in 0..8u64 {
+            let cfg = GenConfig::DEFAULT.with_assert_only(assert_only);
+            let f = Format::ALL[(seed % 2) as usize];
+            h.count(&generate_with(seed, 50_000, f, &cfg));
+        }
+        println!("    ASSERT-only inputs {assert_only}: {h:?}");
+        let always = [
+            (
+                "walk aliases",
+                h.walk_aliases.iter().copied().min().unwrap_or(0),
+            ),
+            ("walks at the top", h.walk_top),
+            ("unmap aliases", h.unmap_aliases),
+            ("fault aliases", h.fault_aliases),
+            ("leaf-operation aliases", h.leaf_aliases),
+            ("tracking ranges above 2^48", h.track_aliases),
+            ("empty tracking ranges", h.track_empty),
+            ("tracking ranges past the regions", h.track_past),
+            ("tracking ranges crossing 2^48", h.track_crossing),
+            ("unmap_region ranges above 2^48", h.unmap_region_aliases),
+            ("empty unmap_region ranges", h.unmap_region_empty),
+        ];
+        let only = [
+            ("ranges wrapping to 0", h.wrap_to_zero),
+            ("ranges wrapping to a small value", h.wrap_to_small),
+            ("ranges wrapping to below their start", h.wrap_below_start),
+            ("unaligned ranges", h.unaligned),
+        ];
+        for (what, n) in always {
+            if n < 10 {
+                return Err(format!("only {n} {what} in 400000 operations: {h:?}"));
+            }
+        }
+        for (what, n) in only {
+            if assert_only && n < 10 {
+                return Err(format!("only {n} {what} in 400000 operations: {h:?}"));
+            }
+            if !assert_only && n != 0 {
+                return Err(format!("{n} {what}, ASSERT-only, for a DEBUG pair"));
+            }
+        }
+    }
+    Ok(())
+}
+
+type IterInit = unsafe extern "C" fn(*mut vmm_gpt_iter_t, *mut vmm_gpt_t, u64, u64);
+type Unmap = unsafe extern "C" fn(*mut vmm_gpt_t, u64) -> bool;
+type UnmapRegion = unsafe extern "C" fn(*mut vmm_gpt_t, u64, u64) -> usize;
+
+/// An implementation under test made of the DEBUG original (`ref_*`) but
+/// for `iter_init`, `unmap` and `unmap_region`, marked non-DEBUG so that it
+/// is compared with the non-DEBUG original (a separate copy).
+fn doctored(
+    name: &'static str,
+    iter_init: IterInit,
+    unmap: Unmap,
+    unmap_region: UnmapRegion,
+) -> &'static Api {
+    let r = sys::reference().expect("the original");
+    Box::leak(Box::new(Api {
+        name,
+        domain: sys::LIB_DOMAIN,
+        debug: false,
+        iter_init,
+        unmap,
+        unmap_region,
+        ..*r
+    }))
+}
+
+/// The length of `[addr, addr + len)` with its end clamped to the last page
+/// below 2^64 if it wraps.
+fn clamped(addr: u64, len: u64) -> u64 {
+    match addr.checked_add(len) {
+        Some(_) => len,
+        None => !(PAGE - 1) - addr,
+    }
+}
+
+/// A plausible wrong "fix" of a wrapping range: clamp its end to the last
+/// page below 2^64 instead of wrapping it (then the original's code).
+unsafe extern "C" fn clamping_iter_init(
+    iter: *mut vmm_gpt_iter_t,
+    gpt: *mut vmm_gpt_t,
+    addr: u64,
+    len: u64,
+) {
+    let r = sys::reference().expect("the original");
+    // SAFETY: the caller's iterator and GPT; a range that does not wrap.
+    unsafe { (r.iter_init)(iter, gpt, addr, clamped(addr, len)) }
+}
+
+/// The same for `unmap_region`.
+unsafe extern "C" fn clamping_unmap_region(gpt: *mut vmm_gpt_t, addr: u64, len: u64) -> usize {
+    let r = sys::reference().expect("the original");
+    // SAFETY: the caller's GPT; a range that does not wrap.
+    unsafe { (r.unmap_region)(gpt, addr, clamped(addr, len)) }
+}
+
+/// A plausible wrong "hardening": no unmapping at or above 2^48.
+unsafe extern "C" fn alias_blind_unmap(gpt: *mut vmm_gpt_t, gpa: u64) -> bool {
+    if gpa >= GPA_END {
+        return false;
+    }
+    let r = sys::reference().expect("the original");
+    // SAFETY: the caller's GPT.
+    unsafe { (r.unmap)(gpt, gpa) }
+}
+
+/// An implementation that differs from the non-DEBUG original on a hostile
+/// input only is reported at that operation: a dirty-tracking range that
+/// wraps (from an alias of a mapped page at the top of the space to 4 KiB)
+/// by the iterator's state, an `unmap_region` that wraps (to 0) and an
+/// unmap of an alias by their results.
+fn hostile_divergence_reported() -> TestResult {
+    let r = sys::reference().expect("the original");
+    let clamping = doctored(
+        "clamping iter_init",
+        clamping_iter_init,
+        r.unmap,
+        clamping_unmap_region,
+    );
+    let blind = doctored(
+        "alias-blind unmap",
+        r.iter_init,
+        alias_blind_unmap,
+        r.unmap_region,
+    );
+    let gpa = 2 * MIB + 6 * PAGE;
+    let top_alias = (0xffff << 48) | gpa;
+    let result = (|| {
+        for f in Format::ALL {
+            // Both pass the base sequence and the hostile op the other
+            // differs on.
+            for api in [clamping, blind] {
+                sys::select(api);
+                let mut ops = mapped_region();
+                ops.push(Op::Walk {
+                    gpa: top_alias,
+                    depth: 3,
+                });
+                expect_pass(f, &ops).map_err(|e| format!("{}: {e}", api.name))?;
+            }
+            sys::select(clamping);
+            let mut ops = mapped_region();
+            ops.push(Op::Track {
+                addr: top_alias,
+                len: PAGE.wrapping_sub(top_alias),
+                reset: Some(false),
+            });
+            expect_divergence(f, &ops, 2, "iterator (addr, end, current)")?;
+            let mut ops = mapped_region();
+            ops.push(Op::UnmapRegion {
+                addr: top_alias,
+                len: 0u64.wrapping_sub(top_alias),
+            });
+            expect_divergence(f, &ops, 2, "returned 14 (library) vs 0 (original)")?;
+
+            sys::select(blind);
+            let mut ops = mapped_region();
+            ops.push(Op::Unmap {
+                gpa: (1 << 48) | gpa,
+            });
+            expect_divergence(f, &ops, 2, "returned false (library) vs true (original)")?;
+        }
+        Ok(())
+    })();
+    sys::select(&sys::LIB);
+    result
+}
+
+/// Runs `f` in a forked child (stdout and stderr to /dev/null): whether it
+/// ended by a signal (a kernel panic aborts), else its exit status.
+fn in_child(f: impl FnOnce() -> i32) -> Result<i32, i32> {
+    // SAFETY: this test program is single-threaded; the child only calls
+    // the implementations and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: redirects the child's output; a path literal.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            libc::dup2(null, 1);
+            libc::dup2(null, 2);
+        }
+        let code = f();
+        // SAFETY: ends the child without the parent's atexit handlers.
+        unsafe { libc::_exit(code) }
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFSIGNALED(status) {
+        Err(libc::WTERMSIG(status))
+    } else {
+        Ok(libc::WEXITSTATUS(status))
+    }
+}
+
+/// The premise of the pairing: each DEBUG build linked (the library in the
+/// test profile, the DEBUG original, the DEBUG kernel object) panics on an
+/// iteration range that wraps past 2^64, which is why DEBUG pairs do not
+/// get one; each non-DEBUG build (the non-DEBUG original, kernel object,
+/// staticlib) returns, with the iterator the original sets up (its end
+/// wrapped) and nothing to iterate.
+fn debug_builds_assert_on_wrapping_ranges() -> TestResult {
+    let apis = [
+        Some(&sys::LIB),
+        sys::reference(),
+        sys::reference_ndebug(),
+        sys::kernel_object(),
+        sys::kernel_object_debug(),
+        sys::staticlib(),
+    ];
+    let _lock = vmm_gpt_difftest::exclusive();
+    for api in apis.into_iter().flatten() {
+        for (addr, len) in [
+            (0xffff_ffff_ffff_f000, 0x2000),
+            (
+                0xffff_0000_0020_5000,
+                0u64.wrapping_sub(0xffff_0000_0020_5000),
+            ),
+            (2 * MIB + 6 * PAGE, 0u64.wrapping_sub(PAGE)),
+        ] {
+            let outcome = in_child(|| {
+                // SAFETY: a fresh child: install the format, allocate,
+                // populate and map a region, then iterate the wrapping
+                // range; exit 0 if the iterator is the original's
+                // (non-DEBUG) and yields nothing.
+                unsafe {
+                    sys::ktest_kmem_set_domain(api.domain);
+                    if !(api.init)(Format::Ept.imp()) {
+                        return 3;
+                    }
+                    let gpt = (api.alloc)();
+                    (api.populate_region)(gpt, 2 * MIB, 16 * PAGE);
+                    let mut it = vmm_gpt_iter_t {
+                        vgi_gpt: std::ptr::null_mut(),
+                        vgi_addr: 0,
+                        vgi_end: 0,
+                        vgi_current: 0,
+                        vgi_entries: [std::ptr::null_mut(); 4],
+                    };
+                    (api.iter_init)(&mut it, gpt, addr, len);
+                    let mut e = vmm_gpt_iter_entry_t {
+                        vgie_gpa: 0,
+                        vgie_ptep: std::ptr::null_mut(),
+                    };
+                    let next = (api.iter_next)(&mut it, &mut e);
+                    if it.vgi_addr != addr || it.vgi_end != addr.wrapping_add(len) || next {
+                        return 2;
+                    }
+                    0
+                }
+            });
+            let ok = match (api.debug, outcome) {
+                (true, Err(sig)) => sig == libc::SIGABRT,
+                (false, Ok(code)) => code == 0,
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "{} ({}): iter_init(0x{addr:x}, 0x{len:x}) ended {outcome:?} (Err: signal, \
+                     Ok: 0 the original's iterator, 2 another)",
+                    api.name,
+                    if api.debug { "DEBUG" } else { "non-DEBUG" }
+                ));
+            }
+        }
+        println!(
+            "    {}: {}",
+            api.name,
+            if api.debug {
+                "panics"
+            } else {
+                "returns, as the non-DEBUG original"
+            }
+        );
+    }
+    Ok(())
+}
+
 fn main() {
     let tests: &[Test] = &[
         ("base_passes", base_passes),
@@ -444,6 +836,12 @@ fn main() {
         ("generated_sequences_pass", generated_sequences_pass),
         ("from_bytes_sequences_pass", from_bytes_sequences_pass),
         ("generators_hold_up", generators_hold_up),
+        ("hostile_values_generated", hostile_values_generated),
+        ("hostile_divergence_reported", hostile_divergence_reported),
+        (
+            "debug_builds_assert_on_wrapping_ranges",
+            debug_builds_assert_on_wrapping_ranges,
+        ),
     ];
     let filters: Vec<String> = env::args()
         .skip(1)

@@ -1,5 +1,10 @@
 //! The differential run: generated sequences applied to the library and to
-//! the original side by side, everything compared (see the crate docs).
+//! the original of its build side by side, everything compared (see the
+//! crate docs).  In the test profile the library is a DEBUG build
+//! (`debug_assertions`) and is compared with the DEBUG original; with
+//! `--release` it is a non-DEBUG build compared with the non-DEBUG
+//! original, and the generator adds the inputs only the original's
+//! `ASSERT`s reject (wrapping and unaligned iteration ranges).
 //!
 //! | variable | default | |
 //! | --- | --- | --- |
@@ -21,7 +26,7 @@ use std::process::exit;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vmm_gpt_difftest::{
-    generate, reference_available, reference_source, sanitized, shrink, spawn, Child, Format,
+    generate, reference_available, reference_source, sanitized, shrink, spawn, sys, Child, Format,
     Outcome, Stats,
 };
 
@@ -79,7 +84,9 @@ fn main() {
     let nseq = total.div_ceil(seq);
     println!(
         "differential: {total} operations in {nseq} sequences of up to {seq}, seeds from \
-         {seed0}, {jobs} at a time; original: {}{}",
+         {seed0}, {jobs} at a time; the {} against the {} from {}{}",
+        sys::library().name,
+        sys::reference_for(sys::library()).map_or("-", |r| r.name),
         reference_source(),
         if sanitized() {
             " (C under ASan+UBSan)"
@@ -132,9 +139,14 @@ fn main() {
                 ));
             }
             Outcome::Diverged(d) => failure = failed(d.to_string()),
-            Outcome::Crashed { op_index, status } => {
+            Outcome::Crashed {
+                op_index,
+                side,
+                status,
+            } => {
                 failure = failed(format!(
-                    "the run ended without a verdict ({status}) in op #{op_index:?}"
+                    "the run ended without a verdict ({status}) in op #{op_index:?}, side \
+                     {side:?}"
                 ))
             }
         }

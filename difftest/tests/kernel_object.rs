@@ -1,23 +1,40 @@
-//! The differential run against the kernel object: the object that
-//! illumos-build/build.sh made (`VMM_GPT_KERNEL_OBJECT`, linked by build.rs
-//! with its symbols renamed `kobj_*`) takes the library's place, and
-//! generated sequences are applied to it and to the original side by side,
-//! everything compared, as in `differential`.
+//! The differential run against the prebuilt implementations, each in the
+//! library's place against the original of its own build:
+//!
+//! | pair | implementation (build.rs, renamed) | original |
+//! | --- | --- | --- |
+//! | `kernel object` | `VMM_GPT_KERNEL_OBJECT` (`target/kernel/vmm_gpt.o`, non-DEBUG, `kobj_*`) | non-DEBUG |
+//! | `DEBUG kernel object` | `VMM_GPT_KERNEL_OBJECT_DEBUG` (`target/kernel/vmm_gpt.debug.o`, `kobj_debug_*`) | DEBUG |
+//! | `release staticlib` | `VMM_GPT_STATICLIB` (`target/release/libvmm_gpt.a`, non-DEBUG, `rel_*`) | non-DEBUG |
+//!
+//! Generated sequences are applied to both sides, everything compared, as
+//! in `differential`; the non-DEBUG pairs also get the inputs that only
+//! the original's `ASSERT`s reject (wrapping and unaligned iteration
+//! ranges).  Each sequence runs in a forked child, so that a panic of
+//! either side is a failure with its operation; a failing sequence is
+//! shrunk and shown.
 //!
 //! | variable | default | |
 //! | --- | --- | --- |
-//! | `VMM_GPT_DIFF_KOBJ_OPS` | 100000 | operations per format |
+//! | `VMM_GPT_DIFF_KOBJ_OPS` | 100000 | operations per format and pair |
 //! | `VMM_GPT_DIFF_SEED` | 20261125 | seed of the first sequence |
+//! | `VMM_GPT_DIFF_JOBS` | CPUs | sequences run at once |
 //!
-//! Skipped without the kernel object (`VMM_GPT_REQUIRE_KERNEL_OBJECT=1`
-//! makes that a failure) or without the original (`ILLUMOS_GATE` unset;
-//! `VMM_GPT_REQUIRE_REFERENCE=1` makes that a failure).
+//! Skipped without the non-DEBUG kernel object
+//! (`VMM_GPT_REQUIRE_KERNEL_OBJECT=1` makes that a failure) or without the
+//! original (`ILLUMOS_GATE` unset; `VMM_GPT_REQUIRE_REFERENCE=1` makes that
+//! a failure); the DEBUG kernel object and the staticlib pairs run when
+//! they are linked.
 
+use std::collections::VecDeque;
 use std::env;
 use std::process::exit;
 use std::time::Instant;
 
-use vmm_gpt_difftest::{generate, reference_available, run, sys, Format};
+use vmm_gpt_difftest::sys::{self, Api};
+use vmm_gpt_difftest::{
+    generate, reference_available, shrink, spawn, Child, Format, GenConfig, Outcome,
+};
 
 const DEFAULT_OPS: u64 = 100_000;
 const DEFAULT_SEED: u64 = 20261125;
@@ -46,12 +63,89 @@ fn skip_or_fail(require_var: &str, why: &str) -> ! {
     exit(0);
 }
 
+struct Job {
+    seed: u64,
+    format: Format,
+    len: usize,
+    child: Child,
+}
+
+/// Runs `per_format` operations per format of `api` against its build's
+/// original; on a failure, the shrunk sequence.
+fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Result<u64, String> {
+    sys::select(api);
+    let mut todo: VecDeque<(u64, Format, usize)> = VecDeque::new();
+    for (f, format) in Format::ALL.into_iter().enumerate() {
+        let mut done = 0;
+        let mut k = 0;
+        while done < per_format {
+            let len = SEQ.min(per_format - done);
+            todo.push_back((seed + 2 * k + f as u64, format, len as usize));
+            done += len;
+            k += 1;
+        }
+    }
+    let mut running: VecDeque<Job> = VecDeque::new();
+    let mut ops = 0;
+    let mut failure = None;
+    while failure.is_none() && !(todo.is_empty() && running.is_empty()) {
+        while running.len() < jobs {
+            let Some((seed, format, len)) = todo.pop_front() else {
+                break;
+            };
+            let seq = generate(seed, len, format);
+            running.push_back(Job {
+                seed,
+                format,
+                len,
+                child: spawn(format, &seq, false),
+            });
+        }
+        let Some(job) = running.pop_front() else {
+            break;
+        };
+        let what = match job.child.wait() {
+            Outcome::Pass(s) if s.skipped == 0 => {
+                ops += s.ops;
+                continue;
+            }
+            Outcome::Pass(s) => format!("{} operations skipped as invalid", s.skipped),
+            Outcome::Diverged(d) => d.to_string(),
+            Outcome::Crashed {
+                op_index,
+                side,
+                status,
+            } => format!("ended without a verdict ({status}) in op #{op_index:?}, side {side:?}"),
+        };
+        failure = Some((job.seed, job.format, job.len, what));
+    }
+    for job in running {
+        let _ = job.child.wait();
+    }
+    let Some((seed, format, len, what)) = failure else {
+        return Ok(ops);
+    };
+    let seq = generate(seed, len, format);
+    let small = shrink(format, &seq);
+    let outcome = spawn(format, &small, true).wait();
+    let mut msg = format!(
+        "generate({seed}, {len}, Format::{format:?}) (ASSERT-only inputs: {}): {what}\n  \
+         shrunk to {} operations, which end in {outcome:?}:",
+        GenConfig::DEFAULT.makes_assert_only(),
+        small.len()
+    );
+    for (i, op) in small.iter().enumerate().take(200) {
+        msg.push_str(&format!("\n    #{i}: {op:?}"));
+    }
+    Err(msg)
+}
+
 fn main() {
     if env::args().any(|a| a == "--list") {
         println!("kernel_object: test");
         return;
     }
-    if !sys::compare_kernel_object() {
+    if sys::kernel_object().is_none() {
         skip_or_fail(
             "VMM_GPT_REQUIRE_KERNEL_OBJECT",
             "the kernel object is not linked (VMM_GPT_KERNEL_OBJECT unset)",
@@ -65,45 +159,59 @@ fn main() {
     }
     let per_format = env_u64("VMM_GPT_DIFF_KOBJ_OPS", DEFAULT_OPS);
     let seed = env_u64("VMM_GPT_DIFF_SEED", DEFAULT_SEED);
-    println!(
-        "kernel_object: {} against the original, {per_format} operations per format",
-        env!("VMM_GPT_DIFFTEST_KERNEL_OBJECT")
-    );
-    let (mut passed, mut failed) = (0, 0);
-    for (f, format) in [Format::Ept, Format::Rvi].into_iter().enumerate() {
-        let start = Instant::now();
-        let mut done = 0;
-        let mut k = 0;
-        let mut result = Ok(());
-        while done < per_format {
-            let len = SEQ.min(per_format - done);
-            let s = seed + 2 * k + f as u64;
-            let ops = generate(s, len as usize, format);
-            if let Err(d) = run(format, &ops) {
-                result = Err(format!(
-                    "seed {s}, {len} operations: {d}\n(rerun: VMM_GPT_DIFF_SEED={s} and \
-                     the differential test's tools against the library)"
-                ));
-                break;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let jobs = env_u64("VMM_GPT_DIFF_JOBS", cpus).max(1) as usize;
+    let pairs = [
+        (sys::kernel_object(), sys::kernel_object_path()),
+        (sys::kernel_object_debug(), sys::kernel_object_debug_path()),
+        (sys::staticlib(), sys::staticlib_path()),
+    ];
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for (api, path) in pairs {
+        let Some(api) = api else {
+            skipped += 1;
+            continue;
+        };
+        let orig = sys::reference_for(api).map_or("-", |r| r.name);
+        println!(
+            "kernel_object: the {} ({path}) against the {orig}, {per_format} operations per \
+             format{}",
+            api.name,
+            if api.debug {
+                ""
+            } else {
+                ", with ASSERT-only inputs"
             }
-            done += len;
-            k += 1;
-        }
-        match result {
-            Ok(()) => {
+        );
+        let start = Instant::now();
+        match run_pair(api, per_format, seed, jobs) {
+            Ok(ops) => {
                 println!(
-                    "ok {format:?}: {done} operations, no divergence ({:.1} s)",
+                    "ok {}: {ops} operations, no divergence ({:.1} s)",
+                    api.name,
                     start.elapsed().as_secs_f64()
                 );
                 passed += 1;
             }
             Err(e) => {
-                println!("FAIL {format:?}: {e}");
+                println!("FAIL {}: {e}", api.name);
                 failed += 1;
             }
         }
     }
-    println!("kernel_object: {passed} passed, {failed} failed, 0 skipped");
+    for (name, var) in [
+        ("the DEBUG kernel object", "VMM_GPT_KERNEL_OBJECT_DEBUG"),
+        ("the release staticlib", "VMM_GPT_STATICLIB"),
+    ] {
+        let linked = match var {
+            "VMM_GPT_KERNEL_OBJECT_DEBUG" => sys::kernel_object_debug().is_some(),
+            _ => sys::staticlib().is_some(),
+        };
+        if !linked {
+            println!("kernel_object: {name} is not linked ({var} unset): its pair is skipped");
+        }
+    }
+    println!("kernel_object: {passed} passed, {failed} failed, {skipped} skipped");
     if failed > 0 {
         exit(1);
     }
