@@ -25,7 +25,7 @@
 //! otherwise the crate builds without the original and its tests skip.
 //!
 //! 3. With `VMM_GPT_KERNEL_OBJECT`, `VMM_GPT_KERNEL_OBJECT_DEBUG` and
-//!    `VMM_GPT_STATICLIB` set, the non-DEBUG and DEBUG kernel objects of
+//!    `VMM_GPT_RELEASE_STATICLIB` set, the non-DEBUG and DEBUG kernel objects of
 //!    illumos-build/build.sh and the release staticlib, renamed the same
 //!    way (`kobj_*`, `kobj_debug_*`, `rel_*`; see `build_prebuilt`).
 //!
@@ -568,7 +568,7 @@ fn prebuilt(var: &str, root: &Path) -> Option<PathBuf> {
 ///   renamed `kobj_*`, `cfg(vmm_gpt_kernel_object)`;
 /// - `VMM_GPT_KERNEL_OBJECT_DEBUG` (`target/kernel/vmm_gpt.debug.o`,
 ///   DEBUG): `kobj_debug_*`, `cfg(vmm_gpt_kernel_object_debug)`;
-/// - `VMM_GPT_STATICLIB` (`target/release/libvmm_gpt.a`, non-DEBUG): its
+/// - `VMM_GPT_RELEASE_STATICLIB` (`target/release/libvmm_gpt.a`, non-DEBUG): its
 ///   own members (not core and compiler_builtins) linked into one object,
 ///   every symbol but the 21 made local, then renamed `rel_*`,
 ///   `cfg(vmm_gpt_staticlib)`.
@@ -604,7 +604,7 @@ fn build_prebuilt(dirs: &Dirs, root: &Path) {
         println!("cargo:rustc-link-arg-tests=-no-pie");
     }
 
-    let Some(lib) = prebuilt("VMM_GPT_STATICLIB", root) else {
+    let Some(lib) = prebuilt("VMM_GPT_RELEASE_STATICLIB", root) else {
         println!("cargo:rustc-env=VMM_GPT_DIFFTEST_STATICLIB=");
         return;
     };

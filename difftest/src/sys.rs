@@ -8,7 +8,7 @@
 //! | [`reference_ndebug`] | the original without `DEBUG` (`ref_ndebug_*`) | non-DEBUG | the same |
 //! | [`kernel_object`] | `target/kernel/vmm_gpt.o` (`kobj_*`) | non-DEBUG | `VMM_GPT_KERNEL_OBJECT` |
 //! | [`kernel_object_debug`] | `target/kernel/vmm_gpt.debug.o` (`kobj_debug_*`) | DEBUG | `VMM_GPT_KERNEL_OBJECT_DEBUG` |
-//! | [`staticlib`] | `target/release/libvmm_gpt.a`'s object (`rel_*`) | non-DEBUG | `VMM_GPT_STATICLIB` |
+//! | [`staticlib`] | `target/release/libvmm_gpt.a`'s object (`rel_*`) | non-DEBUG | `VMM_GPT_RELEASE_STATICLIB` |
 //!
 //! The runner compares the implementation [`select`]ed (default [`LIB`])
 //! with the original of the same build ([`reference_for`]): a DEBUG build
@@ -304,7 +304,7 @@ pub fn kernel_object_debug() -> Option<&'static Api> {
     }
 }
 
-/// The release staticlib, when build.rs linked it (`VMM_GPT_STATICLIB`).
+/// The release staticlib, when build.rs linked it (`VMM_GPT_RELEASE_STATICLIB`).
 pub fn staticlib() -> Option<&'static Api> {
     #[cfg(vmm_gpt_staticlib)]
     {

@@ -505,7 +505,9 @@ impl Hostile {
                 Op::Track { addr, len, .. } | Op::UnmapRegion { addr, len } => {
                     let track = matches!(op, Op::Track { .. });
                     match addr.checked_add(len) {
-                        _ if !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) => self.unaligned += 1,
+                        _ if !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) => {
+                            self.unaligned += 1
+                        }
                         Some(_) if len == 0 && track => self.track_empty += 1,
                         Some(_) if len == 0 => self.unmap_region_empty += 1,
                         Some(e) if track && addr < GPA_END && e > GPA_END => {

@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `kernel object` | `VMM_GPT_KERNEL_OBJECT` (`target/kernel/vmm_gpt.o`, non-DEBUG, `kobj_*`) | non-DEBUG |
 //! | `DEBUG kernel object` | `VMM_GPT_KERNEL_OBJECT_DEBUG` (`target/kernel/vmm_gpt.debug.o`, `kobj_debug_*`) | DEBUG |
-//! | `release staticlib` | `VMM_GPT_STATICLIB` (`target/release/libvmm_gpt.a`, non-DEBUG, `rel_*`) | non-DEBUG |
+//! | `release staticlib` | `VMM_GPT_RELEASE_STATICLIB` (`target/release/libvmm_gpt.a`, non-DEBUG, `rel_*`) | non-DEBUG |
 //!
 //! Generated sequences are applied to both sides, everything compared, as
 //! in `differential`; the non-DEBUG pairs also get the inputs that only
@@ -201,7 +201,7 @@ fn main() {
     }
     for (name, var) in [
         ("the DEBUG kernel object", "VMM_GPT_KERNEL_OBJECT_DEBUG"),
-        ("the release staticlib", "VMM_GPT_STATICLIB"),
+        ("the release staticlib", "VMM_GPT_RELEASE_STATICLIB"),
     ] {
         let linked = match var {
             "VMM_GPT_KERNEL_OBJECT_DEBUG" => sys::kernel_object_debug().is_some(),
