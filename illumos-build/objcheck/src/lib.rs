@@ -2,14 +2,15 @@
 //!
 //! Inspects a relocatable x86-64 object (`target/kernel/vmm_gpt.o`, made by
 //! `illumos-build/build.sh`) with GNU binutils and reports every property
-//! that decides whether the illumos kernel can link and run it
+//! that decides whether the illumos kernel can link and run it, and whether
+//! DTrace and mdb see it as they see the kernel's C code
 //! (`../shared/docs/kernel-object.md`):
 //!
 //! | rule | fails on |
 //! | --- | --- |
 //! | `elf` | not an ELF64 x86-64 relocatable object |
 //! | `export` | a global definition other than the 21 of `vmm_gpt.o`, or one of them missing |
-//! | `import` | an undefined symbol outside the kernel services (and `memcpy`, `memmove`, `memset`, `memcmp`) |
+//! | `import` | an undefined symbol outside `imports.txt`: the kernel services, `memcpy`, `memmove`, `memset`, `memcmp`, the retpoline thunks `__x86_indirect_thunk_<reg>`, `__stack_chk_guard` and `__stack_chk_fail` |
 //! | `relocation` | a relocation other than `R_X86_64_64`, `PC32`, `PLT32`, `32S`, `32` (krtld has no GOT and rejects TLS); a REL section |
 //! | `fpu-simd` | an instruction using `%mm`, `%xmm`, `%ymm`, `%zmm`, `%k`, x87 registers or instructions |
 //! | `section` | `.eh_frame`, `.gcc_except_table`, TLS or constructor sections |
@@ -17,15 +18,63 @@
 //! | `stack-frame` | a function's frame above the limit (512 bytes), or of variable size |
 //! | `recursion` | a cycle in the call graph |
 //! | `ctfmerge` | a `.c` file symbol without CTF data, which `ctfmerge` refuses |
+//! | `retpoline` | a raw indirect `call *` or `jmp *` (register or memory operand: a Spectre v2 gadget; illumos compiles every indirect branch as a call or jump to `__x86_indirect_thunk_<reg>`), or a jump table: an indirect `jmp` through a memory operand with an index register, or code addresses inside a function (not its start) stored in `.rodata`/`.data` |
+//! | `fbt-entry` | a function symbol (local ones too: fbt instruments every `STT_FUNC` of a module) whose first instruction is not `push %rbp` (no push at all: no probes; a push after other instructions: the entry probe is late, or fires on some paths only), or whose `push %rbp` is not followed by `mov %rsp,%rbp` before anything that branches or uses the stack; a weak function or one of size 0 (fbt skips them) |
+//! | `fbt-return` | a function that can return but has no plain `ret` of its own after its `push %rbp`; a `jmp` (conditional or not, direct or through a thunk) that leaves the function: a tail call, no return probe, the frame gone from stack traces; a return fbt does not instrument (before the push, `ret $n`, `repz ret`) |
+//! | `shared-address` | two function symbols at one address: two fbt probes on one patch point |
+//! | `names` | a symbol name containing `$` (a D probe description takes it for a macro variable); a Rust symbol in the legacy mangling (`_ZN...17h<hash>E`) rather than v0 (`_R...`) |
+//! | `stack-protector` | a stack canary read from `%gs:0x28`/`%fs:0x28` (Linux's per-CPU/TLS canary; in the illumos kernel `%gs` holds the `cpu_t`): illumos' canary is the global `__stack_chk_guard` |
+//!
+//! The fbt rules hold each function to what fbt gives the illumos kernel's
+//! C code (see [`fbt`]).  `Policy::fbt_exempt` names functions excused from
+//! `fbt-entry` and `fbt-return`; it is empty for the kernel object.  A
+//! function that never returns needs no `ret` (`vmm_gpt_impl_panic`, which
+//! ends in a call to `panic`): "can return" is decided conservatively from
+//! the instructions ([`fbt::returns`]).
 //!
 //! The report also has the measurements: sizes, relocation kinds, a
 //! per-function table of frame sizes (pushes plus `sub $N,%rsp`, from the
-//! instructions), the call graph from the relocations, and the deepest chain
-//! of frames inside the object.
+//! instructions), the call graph from the relocations, the deepest chain of
+//! frames inside the object, and the fbt/retpoline view of every function
+//! symbol (entry probe, returns, tail calls, indirect branches, stack
+//! protector).
+//!
+//! ## The original as the baseline
+//!
+//! [`compile_original`] compiles `vmm_gpt.c` with the flags illumos gives
+//! gcc for a kernel module ([`ILLUMOS_CFLAGS`]), less those this gcc
+//! rejects ([`kernel_cflags`]; gcc 12 here: `-msave-args`, which only
+//! illumos' gcc has, and `-fno-clone-functions`, which gcc 12 does not
+//! know), plus [`HOST_CFLAGS`], which undo a Linux gcc's defaults that
+//! illumos' gcc does not have (PIE, CET, the `%gs` stack canary).  Besides
+//! the `recursion` of `vmm_gpt_node_next` (its own code, bounded by the four
+//! levels of the tree), the original so compiled breaks one rule,
+//! `fbt-entry`, in two ways that are properties of upstream gcc, not of the
+//! code:
+//!
+//! - upstream gcc drops the frame of a leaf function that does not touch
+//!   the stack even with `-fno-omit-frame-pointer`
+//!   (`ix86_finalize_stack_frame_flags`): `jmp_off_to_addr`,
+//!   `jmp_addr_to_off`, `vmm_gpte_query_accessed`, `vmm_gpte_query_dirty`
+//!   have no `push %rbp` (in DEBUG, where the last two assert, only the
+//!   first two).  illumos' gcc is patched to keep it ("Disable
+//!   -fomit-frame-pointer"; `-msave-args` requires a frame too);
+//! - gcc's second scheduling pass hoists a load that does not touch the
+//!   stack above `push %rbp` (`vmm_gpte_reset_accessed`, `_reset_dirty`,
+//!   `vmm_gpt_node_remove`, non-DEBUG): the probe is still on every path,
+//!   a few bytes in.
+//!
+//! [`FRAME_CFLAGS`] (`-pg -mnop-mcount`: a profiling call site after every
+//! prologue, assembled as a 5-byte nop) keep every frame and the prologue
+//! first, as illumos' gcc does; with them the original breaks no rule but
+//! that recursion, DEBUG and non-DEBUG (`tests/kernel_object.rs` checks
+//! both, and that the plain build breaks nothing else).
 
 pub mod disasm;
 pub mod elf;
+pub mod fbt;
 pub mod graph;
+mod symbols;
 pub mod tools;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -74,6 +123,13 @@ pub struct Policy {
     /// Accept `.c` file symbols (objects compiled from C, which
     /// ctfconvert gives CTF data in an illumos build).
     pub allow_c_file_symbols: bool,
+    /// Functions (raw or demangled names) excused from `fbt-entry` and
+    /// `fbt-return`: each one an explicit, documented decision.  Empty for
+    /// the kernel object: every function of it must have its entry probe at
+    /// offset 0 and, if it can return, a return probe on every way out.  (A
+    /// function that never returns, such as `vmm_gpt_impl_panic`, needs no
+    /// exception: it needs no `ret`.)
+    pub fbt_exempt: BTreeSet<String>,
 }
 
 impl Policy {
@@ -85,6 +141,7 @@ impl Policy {
             relocations: RELOCATIONS.iter().map(|s| s.to_string()).collect(),
             max_frame: MAX_FRAME,
             allow_c_file_symbols: false,
+            fbt_exempt: BTreeSet::new(),
         }
     }
 }
@@ -102,6 +159,39 @@ pub enum Rule {
     StackFrame,
     Recursion,
     CtfMerge,
+    Retpoline,
+    FbtEntry,
+    FbtReturn,
+    SharedAddress,
+    Names,
+    StackProtector,
+}
+
+impl Rule {
+    /// Every rule, in report order.
+    pub const ALL: [Rule; 16] = [
+        Rule::Elf,
+        Rule::Export,
+        Rule::Import,
+        Rule::Relocation,
+        Rule::FpuSimd,
+        Rule::Section,
+        Rule::RustRuntime,
+        Rule::StackFrame,
+        Rule::Recursion,
+        Rule::CtfMerge,
+        Rule::Retpoline,
+        Rule::FbtEntry,
+        Rule::FbtReturn,
+        Rule::SharedAddress,
+        Rule::Names,
+        Rule::StackProtector,
+    ];
+
+    /// The rule of a name as printed (`fbt-entry`).
+    pub fn from_name(name: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.to_string() == name)
+    }
 }
 
 impl fmt::Display for Rule {
@@ -117,6 +207,12 @@ impl fmt::Display for Rule {
             Rule::StackFrame => "stack-frame",
             Rule::Recursion => "recursion",
             Rule::CtfMerge => "ctfmerge",
+            Rule::Retpoline => "retpoline",
+            Rule::FbtEntry => "fbt-entry",
+            Rule::FbtReturn => "fbt-return",
+            Rule::SharedAddress => "shared-address",
+            Rule::Names => "names",
+            Rule::StackProtector => "stack-protector",
         })
     }
 }
@@ -155,7 +251,10 @@ pub struct Report {
     pub path: PathBuf,
     pub violations: Vec<Violation>,
     pub functions: Vec<Function>,
+    /// Relocations of code and data (allocated sections), by kind.
     pub relocations: BTreeMap<String, usize>,
+    /// Relocations of sections not loaded (debug information).
+    pub debug_relocations: usize,
     pub text_size: u64,
     pub rodata_size: u64,
     pub data_size: u64,
@@ -166,6 +265,97 @@ pub struct Report {
     /// of calls inside the object, and the chain.
     pub deepest: (u64, Vec<usize>),
     pub max_frame: u64,
+    /// The fbt and retpoline view of every function symbol, by address.
+    pub symbols: Vec<FuncSymbol>,
+    /// Function symbols sharing an address (each group by name).
+    pub shared: Vec<Vec<String>>,
+    /// How the object's symbols are named.
+    pub names: Names,
+}
+
+/// A function symbol as fbt and retpolines see it.
+#[derive(Clone, Debug)]
+pub struct FuncSymbol {
+    /// The raw name, as in `dtrace -l` and mdb.
+    pub name: String,
+    /// Demangled, without hashes.
+    pub demangled: String,
+    pub global: bool,
+    pub weak: bool,
+    pub section: String,
+    pub start: u64,
+    pub size: u64,
+    /// Where the entry probe lands.
+    pub entry: fbt::Entry,
+    /// How it leaves.
+    pub returns: fbt::Returns,
+    /// Raw indirect branches in it (offset in the function, instruction).
+    pub raw_indirect: Vec<(u64, String)>,
+    /// Indirect jumps through a memory operand with an index register
+    /// (`jmp *0x0(,%rax,8)`): jump table dispatches.
+    pub indexed_jumps: usize,
+    /// Calls through `__x86_indirect_thunk_<reg>`.
+    pub thunk_calls: usize,
+    /// Code addresses inside it stored in data (`.rodata+0x8`, ...): its
+    /// jump tables.
+    pub table_entries: Vec<String>,
+    /// It uses the stack protector (`__stack_chk_guard` or
+    /// `__stack_chk_fail`, or a `%gs:0x28`/`%fs:0x28` canary).
+    pub stack_protector: bool,
+    /// Instructions reading a Linux-style canary (`%gs:0x28`).
+    pub tls_canary: Vec<String>,
+    /// Excused from the fbt rules by the policy.
+    pub exempt: bool,
+}
+
+impl FuncSymbol {
+    /// Whether it has a jump table.
+    pub fn has_jump_table(&self) -> bool {
+        !self.table_entries.is_empty() || self.indexed_jumps > 0
+    }
+
+    /// fbt gives it an entry probe at offset 0, and every way out of it is
+    /// a probed `ret` (or it never returns).
+    pub fn fbt_ok(&self) -> bool {
+        self.entry == fbt::Entry::Ok
+            && !self.weak
+            && (!self.returns.can_return
+                || (self.returns.probed > 0
+                    && self.returns.unprobed.is_empty()
+                    && self.returns.tail_jumps.is_empty()))
+    }
+}
+
+/// The naming schemes of an object's symbols (every symbol but file and
+/// section symbols, defined or not).
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    /// Names containing `$`.
+    pub dollar: Vec<String>,
+    /// Rust names in the legacy mangling (`_ZN...17h<hash>E`).
+    pub legacy: Vec<String>,
+    /// Rust names in the v0 mangling (`_R...`).
+    pub v0: Vec<String>,
+    /// Other names (C).
+    pub plain: usize,
+}
+
+/// A Rust symbol in the legacy mangling: `_ZN`, path segments, and a
+/// final `17h<16 hex digits>E` hash segment.
+pub fn is_legacy_rust(name: &str) -> bool {
+    let n = name.len();
+    name.starts_with("_ZN")
+        && n > 23
+        && name.ends_with('E')
+        && &name.as_bytes()[n - 20..n - 17] == b"17h"
+        && name.as_bytes()[n - 17..n - 1]
+            .iter()
+            .all(u8::is_ascii_hexdigit)
+}
+
+/// A Rust symbol in the v0 mangling.
+pub fn is_v0_rust(name: &str) -> bool {
+    name.starts_with("_R") && name.len() > 2
 }
 
 impl Report {
@@ -390,9 +580,17 @@ pub fn check(obj: &Path, policy: &Policy) -> Result<Report, String> {
 
     // Relocations.
     let mut relocations: BTreeMap<String, usize> = BTreeMap::new();
+    let mut debug_relocations = 0;
     let mut bad: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in &elf.relocs {
-        *relocations.entry(r.kind.clone()).or_default() += 1;
+        if elf
+            .section_by_name(&r.target_section)
+            .is_some_and(|s| s.is_alloc())
+        {
+            *relocations.entry(r.kind.clone()).or_default() += 1;
+        } else {
+            debug_relocations += 1;
+        }
         if !policy.relocations.contains(&r.kind) {
             bad.entry(r.kind.clone()).or_default().push(format!(
                 "{} in {} at 0x{:x}",
@@ -589,11 +787,17 @@ pub fn check(obj: &Path, policy: &Policy) -> Result<Report, String> {
     let cost: Vec<u64> = functions.iter().map(|f| f.frame.bytes + 8).collect();
     let deepest = g.deepest_chain(&cost);
 
+    // Function symbols: retpolines, fbt, shared addresses, names, the
+    // stack protector.
+    let (symbols, shared, names, more) = symbols::analyse(&elf, &chunks, policy);
+    v.extend(more);
+
     Ok(Report {
         path: obj.to_path_buf(),
         violations: v,
         functions,
         relocations,
+        debug_relocations,
         text_size,
         rodata_size,
         data_size,
@@ -602,6 +806,9 @@ pub fn check(obj: &Path, policy: &Policy) -> Result<Report, String> {
         imports,
         deepest,
         max_frame: policy.max_frame,
+        symbols,
+        shared,
+        names,
     })
 }
 
@@ -635,7 +842,11 @@ impl Report {
             .iter()
             .map(|(k, n)| format!("{} x{n}", k.trim_start_matches("R_X86_64_")))
             .collect();
-        let _ = writeln!(s, "  relocations: {}", kinds.join(", "));
+        let _ = write!(s, "  relocations: {}", kinds.join(", "));
+        if self.debug_relocations > 0 {
+            let _ = write!(s, " (and {} in debug information)", self.debug_relocations);
+        }
+        s.push('\n');
         let imports: Vec<&str> = self.imports.iter().map(String::as_str).collect();
         let _ = writeln!(s, "  imports ({}): {}", imports.len(), imports.join(" "));
         if let Some(f) = self.largest_frame() {
@@ -720,13 +931,147 @@ impl Report {
         s
     }
 
-    /// Everything: summary, frames, call graph, violations.
+    /// Raw indirect calls and jumps (`call *`, `jmp *`).
+    pub fn raw_indirect(&self) -> usize {
+        self.symbols.iter().map(|f| f.raw_indirect.len()).sum()
+    }
+
+    /// Calls through `__x86_indirect_thunk_<reg>`.
+    pub fn thunk_calls(&self) -> usize {
+        self.symbols.iter().map(|f| f.thunk_calls).sum()
+    }
+
+    /// Functions with a jump table.
+    pub fn jump_tables(&self) -> usize {
+        self.symbols.iter().filter(|f| f.has_jump_table()).count()
+    }
+
+    /// Tail jumps out of functions: (sites, functions).
+    pub fn tail_calls(&self) -> (usize, usize) {
+        let with: Vec<usize> = self
+            .symbols
+            .iter()
+            .map(|f| f.returns.tail_jumps.len())
+            .filter(|&n| n > 0)
+            .collect();
+        (with.iter().sum(), with.len())
+    }
+
+    /// Functions using the stack protector.
+    pub fn stack_protected(&self) -> usize {
+        self.symbols.iter().filter(|f| f.stack_protector).count()
+    }
+
+    /// Where the entry probes are, in words: "yes (all 30)" or "no in 6
+    /// of 39: 6 after a branch".
+    pub fn entry_summary(&self) -> String {
+        let n = self.symbols.len();
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in &self.symbols {
+            let k = match &f.entry {
+                _ if f.weak => "weak",
+                fbt::Entry::Ok => continue,
+                fbt::Entry::Empty => "size 0",
+                fbt::Entry::NoPush => "no push",
+                fbt::Entry::Late {
+                    after_branch: true, ..
+                } => "after a branch",
+                fbt::Entry::Late { .. } => "scheduled late",
+                fbt::Entry::Unlinked { .. } => "no mov",
+            };
+            *kinds.entry(k).or_default() += 1;
+        }
+        let bad: usize = kinds.values().sum();
+        if bad == 0 {
+            return format!("yes (all {n})");
+        }
+        let parts: Vec<String> = kinds.iter().map(|(k, c)| format!("{c} {k}")).collect();
+        format!("no in {bad} of {n}: {}", parts.join(", "))
+    }
+
+    /// The naming schemes, in words.
+    pub fn names_summary(&self) -> String {
+        let n = &self.names;
+        let mut parts = Vec::new();
+        if !n.legacy.is_empty() {
+            parts.push(format!("legacy {}", n.legacy.len()));
+        }
+        if !n.v0.is_empty() {
+            parts.push(format!("v0 {}", n.v0.len()));
+        }
+        if !n.dollar.is_empty() {
+            parts.push(format!("{} with $", n.dollar.len()));
+        }
+        if parts.is_empty() {
+            "C".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// One row per function symbol, by address: where fbt's probes go.
+    pub fn fbt_table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "  {:>6} {:>15} {:>4} {:>4} {:>4} {:>5} {:>3}  function",
+            "addr", "entry", "rets", "tail", "ind", "thunk", "ssp"
+        );
+        for f in &self.symbols {
+            let entry = match &f.entry {
+                _ if f.weak => "weak".to_string(),
+                fbt::Entry::Ok => "ok".to_string(),
+                fbt::Entry::Empty => "size 0".to_string(),
+                fbt::Entry::NoPush => "no push".to_string(),
+                fbt::Entry::Late {
+                    offset,
+                    after_branch,
+                    ..
+                } => format!(
+                    "push at +0x{offset:x}{}",
+                    if *after_branch { "!" } else { "" }
+                ),
+                fbt::Entry::Unlinked { .. } => "no mov".to_string(),
+            };
+            let rets = if f.returns.can_return {
+                f.returns.probed.to_string()
+            } else {
+                "-".to_string()
+            };
+            let _ = writeln!(
+                s,
+                "  {:>6x} {:>15} {:>4} {:>4} {:>4} {:>5} {:>3}  {}{}{}",
+                f.start,
+                entry,
+                rets,
+                f.returns.tail_jumps.len(),
+                f.raw_indirect.len(),
+                f.thunk_calls,
+                if f.stack_protector { "yes" } else { "" },
+                short(&f.demangled, 80),
+                if f.global { " (global)" } else { "" },
+                if f.exempt { " (exempt)" } else { "" }
+            );
+        }
+        s
+    }
+
+    /// The rules broken, with how often: "retpoline x4, names x5".
+    pub fn rules_broken(&self) -> String {
+        let mut by: BTreeMap<Rule, usize> = BTreeMap::new();
+        for v in &self.violations {
+            *by.entry(v.rule).or_default() += 1;
+        }
+        if by.is_empty() {
+            return "none".into();
+        }
+        let parts: Vec<String> = by.iter().map(|(r, n)| format!("{r} x{n}")).collect();
+        parts.join(", ")
+    }
+
+    /// Everything: [`Report::details`], then the violations.
     pub fn full(&self) -> String {
-        let mut s = self.summary();
-        s.push_str("\n  stack frames (bytes below the return address):\n");
-        s.push_str(&self.frame_table());
-        s.push_str("\n  call graph (inside the object, then [imports]):\n");
-        s.push_str(&self.call_graph());
+        let mut s = self.details();
         s.push('\n');
         if self.violations.is_empty() {
             s.push_str("  no violations\n");
@@ -736,6 +1081,22 @@ impl Report {
                 let _ = writeln!(s, "    {v}");
             }
         }
+        s
+    }
+
+    /// The measurements: summary, frames, call graph, fbt view.
+    pub fn details(&self) -> String {
+        let mut s = self.summary();
+        s.push_str("\n  stack frames (bytes below the return address):\n");
+        s.push_str(&self.frame_table());
+        s.push_str("\n  call graph (inside the object, then [imports]):\n");
+        s.push_str(&self.call_graph());
+        s.push_str(
+            "\n  function symbols as fbt sees them (entry: where `push %rbp` is, ! after a \
+             branch; rets: probed `ret`s, - never returns; tail: jumps out; ind: raw indirect \
+             branches; thunk: calls through __x86_indirect_thunk; ssp: stack protector):\n",
+        );
+        s.push_str(&self.fbt_table());
         s
     }
 }
@@ -755,6 +1116,28 @@ pub fn compare(columns: &[(&str, &Report)]) -> String {
         (r.data_size + r.bss_size).to_string()
     });
     row("functions", &|r| r.functions.len().to_string());
+    row(
+        "raw indirect call/jmp",
+        &|r| match (r.raw_indirect(), r.thunk_calls()) {
+            (n, 0) => n.to_string(),
+            (n, t) => format!("{n} ({t} thunk calls)"),
+        },
+    );
+    row("jump tables", &|r| r.jump_tables().to_string());
+    row("tail calls", &|r| match r.tail_calls() {
+        (0, _) => "0".into(),
+        (n, f) => format!("{n} in {f} functions"),
+    });
+    row("prologue at offset 0", &|r| r.entry_summary());
+    row("shared addresses", &|r| match r.shared.len() {
+        0 => "none".into(),
+        n => n.to_string(),
+    });
+    row("names", &|r| r.names_summary());
+    row("stack protector", &|r| match r.stack_protected() {
+        0 => "none".into(),
+        n => format!("{n} functions"),
+    });
     row("largest frame", &|r| {
         r.largest_frame()
             .map_or("-".into(), |f| format!("{} B", f.frame.bytes))
@@ -802,44 +1185,160 @@ pub fn compare(columns: &[(&str, &Report)]) -> String {
         }
         s.push('\n');
     }
+    s.push_str("  rules broken:\n");
+    for (h, r) in columns {
+        let _ = writeln!(s, "    {h}: {}", r.rules_broken());
+    }
     s
 }
 
-/// The flags of illumos' kernel C (Makefile.master and cw: `-xmodel=kernel`
-/// and friends), for gcc on this host: `-fno-pic` because Debian's gcc
-/// makes position-independent code by default and the kernel code model
-/// does not allow it (illumos' gcc does not default to it).
-pub const KERNEL_CFLAGS: &[&str] = &[
-    "-O2",
+/// The flags illumos-gate gives gcc for an amd64 kernel module
+/// (`Makefile.master`, `uts/Makefile.uts`, `uts/intel/Makefile.intel`
+/// through `cw`; see kernel-object.md), and `-fno-omit-frame-pointer` for
+/// illumos' gcc, which never omits the frame pointer.  [`kernel_cflags`]
+/// leaves out those the compiler here rejects: `-msave-args` exists only in
+/// illumos' gcc, `-fno-clone-functions` not in gcc 12.
+pub const ILLUMOS_CFLAGS: &[&str] = &[
+    // -xmodel=kernel (amd64_STAND_FLAGS)
     "-ffreestanding",
     "-mcmodel=kernel",
     "-mno-red-zone",
+    // NO_SIMD
     "-mno-mmx",
     "-mno-sse",
+    // SAVEARGS
+    "-msave-args",
+    // -xO3 through cw
+    "-O2",
+    "-fno-strict-aliasing",
+    "-fno-unit-at-a-time",
+    "-fno-optimize-sibling-calls",
+    // CFLAGS_uts
+    "-fno-shrink-wrap",
+    "-mindirect-branch=thunk-extern",
+    "-mindirect-branch-register",
     "-fno-asynchronous-unwind-tables",
+    // STACKPROTECT
+    "-fstack-protector-strong",
+    // CCNOAUTOINLINE, CCNOREORDER
+    "-fno-inline-small-functions",
+    "-fno-inline-functions-called-once",
+    "-fno-ipa-cp",
+    "-fno-ipa-icf",
+    "-fno-clone-functions",
+    "-fno-reorder-functions",
+    "-fno-reorder-blocks-and-partition",
+    // CTF_FLAGS
+    "-g",
+    "-gdwarf-4",
+    "-gstrict-dwarf",
+    // illumos' gcc never omits the frame pointer
+    "-fno-omit-frame-pointer",
+];
+
+/// What a Linux gcc needs beyond [`ILLUMOS_CFLAGS`] to generate code as
+/// illumos' gcc does: no position-independent code (Debian's gcc defaults
+/// to PIE, which the kernel code model refuses), no CET `endbr64` before
+/// the prologue (Ubuntu's default `-fcf-protection`), and the stack
+/// protector's canary in the global `__stack_chk_guard` (illumos' gcc's
+/// default; a Linux gcc reads it from `%gs:0x28` with the kernel code
+/// model).  And `-Wall`.
+pub const HOST_CFLAGS: &[&str] = &[
     "-fno-pic",
+    "-fcf-protection=none",
+    "-mstack-protector-guard=global",
     "-Wall",
 ];
+
+/// Upstream gcc drops the frame of a leaf function that does not touch the
+/// stack, even with `-fno-omit-frame-pointer`, and may schedule a load
+/// above `push %rbp`; illumos' gcc keeps every frame (its patches
+/// "Disable -fomit-frame-pointer" and `-msave-args`).  `-pg -mnop-mcount`
+/// is the stand-in here: a profiling call site after every prologue, which
+/// needs the frame and pins the prologue first, assembled as a 5-byte nop
+/// (no `mcount` import).  Not with `-fPIC` (gcc: not implemented).
+pub const FRAME_CFLAGS: &[&str] = &["-pg", "-mnop-mcount"];
+
+/// The kernel flags as this compiler takes them.
+#[derive(Clone, Debug)]
+pub struct CFlags {
+    /// The compiler (`$CC`, else `gcc`).
+    pub cc: String,
+    /// Its `--version` line.
+    pub version: String,
+    /// [`ILLUMOS_CFLAGS`] it accepts, then [`HOST_CFLAGS`].
+    pub accepted: Vec<String>,
+    /// [`ILLUMOS_CFLAGS`] it rejects (left out).
+    pub rejected: Vec<String>,
+}
+
+/// Probes, once per process, which of [`ILLUMOS_CFLAGS`] and
+/// [`HOST_CFLAGS`] the compiler (`$CC`, else `gcc`) accepts: each is tried
+/// alone (with `-fno-pic -Werror`) on an empty translation unit.
+pub fn kernel_cflags() -> &'static CFlags {
+    static FLAGS: std::sync::OnceLock<CFlags> = std::sync::OnceLock::new();
+    FLAGS.get_or_init(|| {
+        let cc = std::env::var("CC")
+            .ok()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "gcc".into());
+        let accepts = |flag: &str| {
+            Command::new(&cc)
+                .args(["-fno-pic", "-Werror", flag, "-c", "-x", "c"])
+                .args(["-o", "/dev/null", "/dev/null"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let version = Command::new(&cc)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| format!("{cc} (version unknown)"));
+        let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
+        for f in ILLUMOS_CFLAGS.iter().chain(HOST_CFLAGS) {
+            if accepts(f) {
+                accepted.push(f.to_string());
+            } else {
+                rejected.push(f.to_string());
+            }
+        }
+        CFlags {
+            cc,
+            version,
+            accepted,
+            rejected,
+        }
+    })
+}
 
 /// Where an illumos-gate checkout has the original.
 pub const ORIGINAL: &str = "usr/src/uts/intel/io/vmm/vmm_gpt.c";
 
 /// Compiles the original `vmm_gpt.c` of an illumos-gate checkout as kernel
-/// code (with `-DDEBUG` for a DEBUG kernel's object) against the given
-/// include directories (the project's headers and the kernel stand-ins).
+/// code, with [`kernel_cflags`] and then `extra` (e.g. [`FRAME_CFLAGS`]),
+/// with `-DDEBUG` for a DEBUG kernel's object, against the given include
+/// directories (the project's headers and the kernel stand-ins).  Returns
+/// the command line.
 pub fn compile_original(
     gate: &Path,
     includes: &[PathBuf],
     debug: bool,
+    extra: &[&str],
     out: &Path,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let src = gate.join(ORIGINAL);
     if !src.is_file() {
         return Err(format!("the original is not at {}", src.display()));
     }
-    let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
-    let mut cmd = Command::new(&cc);
-    cmd.args(KERNEL_CFLAGS);
+    let flags = kernel_cflags();
+    let mut cmd = Command::new(&flags.cc);
+    cmd.args(&flags.accepted).args(extra);
     if debug {
         cmd.arg("-DDEBUG");
     }
@@ -847,7 +1346,9 @@ pub fn compile_original(
         cmd.arg("-I").arg(i);
     }
     cmd.arg("-c").arg(&src).arg("-o").arg(out);
-    let o = cmd.output().map_err(|e| format!("cannot run {cc}: {e}"))?;
+    let o = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", flags.cc))?;
     if !o.status.success() {
         return Err(format!(
             "{cmd:?} failed:\n{}{}",
@@ -855,7 +1356,11 @@ pub fn compile_original(
             String::from_utf8_lossy(&o.stderr)
         ));
     }
-    Ok(())
+    let words: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Ok(words.join(" "))
 }
 
 #[cfg(test)]
@@ -874,9 +1379,45 @@ mod tests {
             "vmm_gpti_parse",
             "memset",
             "assfail3",
+            "__x86_indirect_thunk_rax",
+            "__x86_indirect_thunk_r11",
+            "__stack_chk_guard",
+            "__stack_chk_fail",
         ] {
             assert!(i.contains(s), "{s}");
         }
+        // illumos' retpoline.S has a thunk for every register but %rsp.
+        assert_eq!(
+            i.iter()
+                .filter(|n| n.starts_with("__x86_indirect_thunk_"))
+                .count(),
+            15
+        );
+        assert!(!i.contains("__x86_indirect_thunk_rsp"));
+    }
+
+    #[test]
+    fn mangling_schemes() {
+        assert!(is_legacy_rust("_ZN7vmm_gpt4walk4walk17h3967f90998452924E"));
+        assert!(is_legacy_rust(
+            "_ZN62_$LT$vmm_gpt..node..L2Dir$u20$as$u20$vmm_gpt..node..NewDir$GT$4free17h8ad3e148c63b4bc5E"
+        ));
+        // C++ and C names are not Rust's legacy mangling.
+        assert!(!is_legacy_rust("_ZN3foo3barEv"));
+        assert!(!is_legacy_rust("_ZN3foo3barE"));
+        assert!(!is_legacy_rust("vmm_gpt_walk"));
+        assert!(!is_legacy_rust("_ZN7vmm_gpt4walk4walk17hxyz7f90998452924E"));
+        assert!(is_v0_rust("_RNvNtCsgEmfK2I1SDS_7vmm_gpt4walk4walk"));
+        assert!(!is_v0_rust("_R") && !is_v0_rust("vmm_gpt_walk"));
+    }
+
+    #[test]
+    fn rule_names_round_trip() {
+        for r in Rule::ALL {
+            assert_eq!(Rule::from_name(&r.to_string()), Some(r));
+        }
+        assert_eq!(Rule::from_name("fbt-entry"), Some(Rule::FbtEntry));
+        assert_eq!(Rule::from_name("nope"), None);
     }
 
     #[test]
