@@ -2,29 +2,41 @@
 //!
 //! `tests/c/kernel_like.c` defines the 21 exports of `vmm_gpt.o` with
 //! trivial bodies that call kernel services; compiled with the illumos
-//! kernel flags it passes.  Each test compiles it with one `BAD_*` macro or
-//! one compiler flag that adds one kind of violation, and checks that the
-//! checker reports exactly that rule, with the expected words.
+//! kernel flags (as far as gcc takes them, with `FRAME_CFLAGS` standing in
+//! for illumos gcc's kept frames) it passes.  Each test compiles it with one
+//! `BAD_*` macro or one compiler flag that adds one kind of violation, and
+//! checks that the checker reports exactly that rule, with the expected
+//! words.  The `BAD_*` cases of the function-symbol rules (retpolines, fbt,
+//! names, shared addresses) are written in assembly (top-level `asm` in the
+//! C file), so that they do not depend on what a compiler version emits.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vmm_gpt_objcheck::{check, Policy, Report, Rule, KERNEL_CFLAGS};
+use vmm_gpt_objcheck::{check, kernel_cflags, Policy, Report, Rule, FRAME_CFLAGS};
 
 fn source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/kernel_like.c")
 }
 
-/// Compiles kernel_like.c with the kernel flags, then `extra` (which may
+/// Compiles kernel_like.c with the kernel flags and `FRAME_CFLAGS` (not
+/// with `-fPIC`, which they do not support), then `extra` (which may
 /// override them, e.g. `-msse2`).
 fn compile(name: &str, extra: &[&str]) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad_objects");
     std::fs::create_dir_all(&dir).expect("create the output directory");
     let out = dir.join(format!("{name}.o"));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
-    let o = Command::new(&cc)
-        .args(KERNEL_CFLAGS)
+    let flags = kernel_cflags();
+    let cc = &flags.cc;
+    let frames: &[&str] = if extra.contains(&"-fPIC") {
+        &[]
+    } else {
+        FRAME_CFLAGS
+    };
+    let o = Command::new(cc)
+        .args(&flags.accepted)
+        .args(frames)
         .args(["-Werror", "-Wno-unused-function"])
         .args(extra)
         .arg("-c")
@@ -77,6 +89,29 @@ fn the_good_object_passes() {
     let r = report("good", &[]);
     assert!(r.passed(), "{:#?}", r.violations);
     assert_eq!(r.exports.len(), 21);
+    // What makes it a kernel object of illumos' gcc: a retpolined indirect
+    // call, the stack protector, fbt probes everywhere, a function that
+    // never returns (and needs no ret).
+    assert!(r.thunk_calls() >= 1, "no call through a retpoline thunk");
+    assert!(r
+        .imports
+        .iter()
+        .any(|i| i.starts_with("__x86_indirect_thunk_")));
+    assert!(r.stack_protected() >= 1, "no function with a stack canary");
+    assert!(r.imports.contains("__stack_chk_guard") && r.imports.contains("__stack_chk_fail"));
+    assert_eq!(r.raw_indirect(), 0);
+    assert!(
+        r.entry_summary().starts_with("yes"),
+        "{}",
+        r.entry_summary()
+    );
+    let panic = r
+        .symbols
+        .iter()
+        .find(|f| f.name == "vmm_gpt_impl_panic")
+        .expect("vmm_gpt_impl_panic");
+    assert!(!panic.returns.can_return && panic.fbt_ok(), "{panic:?}");
+    assert!(r.symbols.iter().all(|f| f.fbt_ok()), "{}", r.fbt_table());
 }
 
 #[test]
@@ -89,9 +124,19 @@ fn a_c_file_symbol_without_ctf_fails_the_kernel_policy() {
 #[test]
 fn pic_with_got_calls_is_rejected() {
     // -fno-plt: calls through the GOT, `call *kmem_zalloc@GOTPCREL(%rip)`,
-    // which krtld would turn into a jump into garbage.
+    // which krtld would turn into a jump into garbage.  (FRAME_CFLAGS do not
+    // work with -fPIC, so gcc's frameless leaves break fbt-entry too.)
     let r = report("pic", &["-mcmodel=small", "-fPIC", "-fno-plt"]);
-    assert_rejected(&r, &[Rule::Relocation], &["GOTPCREL", "krtld has no GOT"]);
+    assert_rejected(
+        &r,
+        &[Rule::Relocation, Rule::FbtEntry],
+        &["GOTPCREL", "krtld has no GOT"],
+    );
+    assert!(r
+        .violations
+        .iter()
+        .filter(|v| v.rule == Rule::FbtEntry)
+        .all(|v| v.message.contains("has no `push %rbp`")));
     assert!(r
         .violations
         .iter()
@@ -209,5 +254,145 @@ fn a_rust_core_symbol_is_rejected() {
         &r,
         &[Rule::RustRuntime],
         &["core::panicking::panic", "local"],
+    );
+}
+
+#[test]
+fn a_raw_indirect_call_is_rejected() {
+    // Without retpolines, the call through a function pointer is
+    // `call *%rax`.
+    let r = report("indirect_call", &["-mindirect-branch=keep"]);
+    assert_rejected(
+        &r,
+        &[Rule::Retpoline],
+        &["vmm_gpt_get_pmtp", "raw indirect", "`call *%rax`"],
+    );
+    assert_eq!(r.thunk_calls(), 0);
+}
+
+#[test]
+fn a_jump_table_is_rejected() {
+    // A dense switch without retpolines: `jmp *0x0(,%rax,8)` through a table
+    // of code addresses in .rodata.
+    let r = report("jump_table", &["-DBAD_SWITCH", "-mindirect-branch=keep"]);
+    assert_rejected(
+        &r,
+        &[Rule::Retpoline],
+        &["vmm_gpte_reset_accessed", "a jump table", ".rodata"],
+    );
+    assert!(r
+        .violations
+        .iter()
+        .any(|v| v.message.contains("vmm_gpte_reset_accessed") && v.message.contains("`jmp *")));
+    // With retpolines gcc makes no jump table of the same switch.
+    let r = report("switch_retpolines", &["-DBAD_SWITCH"]);
+    assert!(r.passed(), "{:#?}", r.violations);
+}
+
+#[test]
+fn a_jump_table_through_a_thunk_is_rejected() {
+    // No raw indirect branch, but code addresses inside the function in
+    // .rodata; the jump through the thunk is the table's, not a tail call.
+    let r = report("table_thunk", &["-DBAD_TABLE_THUNK"]);
+    assert_rejected(
+        &r,
+        &[Rule::Retpoline],
+        &[
+            "vmm_gpt_iter_next",
+            "a jump table",
+            "4 address(es) inside it",
+        ],
+    );
+    assert_eq!(r.raw_indirect(), 0);
+}
+
+#[test]
+fn entry_probes_not_at_offset_0_are_rejected() {
+    let r = report("fbt_entry", &["-DBAD_FBT_ENTRY"]);
+    assert_rejected(&r, &[Rule::FbtEntry], &["vmm_gpt_walk", "no `push %rbp`"]);
+    for words in [
+        ["vmm_gpt_populate_region", "including a branch"],
+        ["vmm_gpt_unmap_region", "not followed by `mov %rsp,%rbp`"],
+        ["vmm_gpte_query_dirty", "at +0x3, after 1 instruction(s)"],
+    ] {
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.rule == Rule::FbtEntry && words.iter().all(|w| v.message.contains(w))),
+            "no [fbt-entry] violation mentions {words:?}: {:#?}",
+            r.violations
+        );
+    }
+}
+
+#[test]
+fn a_return_before_the_prologue_breaks_both_fbt_rules() {
+    let r = report("early_return", &["-DBAD_EARLY_RETURN"]);
+    assert_rejected(
+        &r,
+        &[Rule::FbtReturn, Rule::FbtEntry],
+        &["vmm_gpt_vacate_region", "`ret` at +0x7"],
+    );
+}
+
+#[test]
+fn tail_calls_are_rejected() {
+    let r = report("tail_calls", &["-DBAD_TAIL_CALLS"]);
+    assert_rejected(
+        &r,
+        &[Rule::FbtReturn],
+        &["vmm_gpt_map_at", "no `ret` of its own", "to kmem_free"],
+    );
+    for words in [
+        ["vmm_gpt_unmap", "__x86_indirect_thunk_rax"],
+        ["vmm_gpte_is_mapped", "to vmm_gpt_walk"],
+    ] {
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.rule == Rule::FbtReturn && words.iter().all(|w| v.message.contains(w))),
+            "no [fbt-return] violation mentions {words:?}: {:#?}",
+            r.violations
+        );
+    }
+    // The policy's exceptions excuse named functions from the fbt rules.
+    let obj = compile("tail_calls", &["-DBAD_TAIL_CALLS"]);
+    let mut p = c_policy();
+    p.fbt_exempt = ["vmm_gpt_map_at", "vmm_gpt_unmap", "vmm_gpte_is_mapped"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let r = check(&obj, &p).expect("check");
+    assert!(r.passed(), "{:#?}", r.violations);
+}
+
+#[test]
+fn two_functions_at_one_address_are_rejected() {
+    let r = report("shared_address", &["-DBAD_SHARED_ADDRESS"]);
+    assert_rejected(
+        &r,
+        &[Rule::SharedAddress],
+        &["vmm_gpt_fini, vmm_gpt_fini_alias", "one patch point"],
+    );
+}
+
+#[test]
+fn dollar_and_legacy_rust_names_are_rejected() {
+    let r = report("names", &["-DBAD_NAMES"]);
+    assert_rejected(&r, &[Rule::Names], &["vmm_gpt$free_l1", "`$`"]);
+    assert!(r.violations.iter().any(|v| v.rule == Rule::Names
+        && v.message.contains("legacy mangling")
+        && v.message.contains("vmm_gpt::node::Gpt::free")));
+}
+
+#[test]
+fn a_linux_stack_canary_is_rejected() {
+    // A Linux gcc's default: the canary at %gs:0x28 with the kernel code
+    // model, which on illumos is a field of the cpu_t.
+    let r = report("tls_canary", &["-mstack-protector-guard=tls"]);
+    assert_rejected(
+        &r,
+        &[Rule::StackProtector],
+        &["vmm_gpt_unmap", "%gs:0x28", "__stack_chk_guard"],
     );
 }
