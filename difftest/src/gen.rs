@@ -21,7 +21,7 @@
 //! start) and unaligned ones.  The DEBUG original panics on those, so the
 //! runner skips them in DEBUG pairs, and the generator does not make them.
 
-use crate::model::Regions;
+use crate::model::{self, Regions, Tables};
 use crate::runner::PFN_MASK;
 use crate::{Format, Op, GPA_END, LEVEL1, PAGE};
 
@@ -60,8 +60,13 @@ pub struct GenConfig {
     /// Of walks, unmaps, faults, leaf operations, dirty tracking and
     /// `unmap_region`, per mille: hostile values (see the module docs).
     pub hostile_per_mille: u32,
+    /// Of populates and vacates, per mille: degenerate ones (populates of
+    /// empty or wrapping ranges, vacates of ranges that are not exactly a
+    /// region; for non-DEBUG pairs also unaligned ones).
+    pub degenerate_per_mille: u32,
     /// Whether to make inputs that only the original's `ASSERT`s reject
-    /// (wrapping and unaligned iteration ranges): for non-DEBUG pairs.
+    /// (wrapping and unaligned iteration ranges, unaligned populates and
+    /// vacates): for non-DEBUG pairs.
     /// `None`: when the implementation [`crate::run`] compares
     /// ([`crate::sys::library`]) is a non-DEBUG build.
     pub assert_only: Option<bool>,
@@ -80,6 +85,7 @@ impl GenConfig {
         max_iter_pages: 1024,
         realloc_per_million: 200,
         hostile_per_mille: 100,
+        degenerate_per_mille: 60,
         assert_only: None,
     };
 
@@ -95,6 +101,7 @@ impl GenConfig {
         max_iter_pages: 600,
         realloc_per_million: 900,
         hostile_per_mille: 150,
+        degenerate_per_mille: 120,
         assert_only: None,
     };
 
@@ -110,6 +117,7 @@ impl GenConfig {
         max_iter_pages: 512,
         realloc_per_million: 1000,
         hostile_per_mille: 100,
+        degenerate_per_mille: 60,
         assert_only: None,
     };
 
@@ -232,6 +240,8 @@ struct Gen<'c> {
     assert_only: bool,
     format: Format,
     regions: Regions,
+    /// The model of the original's tables, as the runner keeps it.
+    tables: Tables,
     /// Recently mapped (or faulted) pages: targets for A/D, reset, unmap.
     recent: Vec<u64>,
     next_recent: usize,
@@ -258,6 +268,7 @@ impl Gen<'_> {
             let m = s.below(1000) as u32;
             if m < c.realloc_per_million {
                 self.regions.clear();
+                self.tables.clear();
                 self.recent.clear();
                 return Op::Realloc;
             }
@@ -268,12 +279,22 @@ impl Gen<'_> {
             }
         }
         let p = c.populate_per_mille;
+        if r < p && s.chance(c.degenerate_per_mille) {
+            if let Some(op) = self.degenerate_populate(s) {
+                return op;
+            }
+        }
         if r < p || (self.regions.is_empty() && r < 700) {
             if let Some(op) = self.populate(s) {
                 return op;
             }
         }
         if r < 2 * p && !self.regions.is_empty() {
+            if s.chance(c.degenerate_per_mille) {
+                if let Some(op) = self.vacate_range(s) {
+                    return op;
+                }
+            }
             return self.vacate(s);
         }
         match s.below(100) {
@@ -430,6 +451,7 @@ impl Gen<'_> {
             let addr = self.region_addr(s, len);
             if self.regions.fits(addr, len) {
                 self.regions.insert(addr, len);
+                self.tables.populate(addr, len);
                 return Some(Op::Populate { addr, len });
             }
         }
@@ -456,12 +478,145 @@ impl Gen<'_> {
     }
 
     fn vacate(&mut self, s: &mut impl Source) -> Op {
-        let (addr, _) = self
+        let (addr, len) = self
             .regions
             .get(s.below(self.regions.len() as u64) as usize);
+        let plan = self.tables.vacate_plan(addr, len);
+        self.tables.vacate_apply(&plan);
         self.regions.remove(addr);
         self.recent.clear();
         Op::Vacate { addr }
+    }
+
+    /// A populate that only creates tables (an empty range, one that wraps
+    /// past 2^64; for non-DEBUG pairs an unaligned one covering no whole
+    /// page) or, for non-DEBUG pairs, an unaligned new region: inside a
+    /// region, next to one, past every region, anywhere.
+    fn degenerate_populate(&mut self, s: &mut impl Source) -> Option<Op> {
+        for _ in 0..4 {
+            let base = match s.below(5) {
+                0 => self.random_region(s).map(|r| Self::page_in(s, r)),
+                1 => self
+                    .random_region(s)
+                    .map(|(a, l)| a + l + Self::pages(s, 0, 3)),
+                2 => self
+                    .random_region(s)
+                    .map(|(a, _)| a.saturating_sub(Self::pages(s, 1, 3))),
+                3 => Some(self.past_regions(s)),
+                _ => Some(Self::pages(s, 0, GPA_END / PAGE - 1)),
+            }
+            .unwrap_or(0);
+            let kinds = if self.assert_only { 5 } else { 3 };
+            let (addr, len) = match s.below(kinds) {
+                0 => (base, 0),
+                // Wrapping to just below the start, or to a small value.
+                1 => (base, 0u64.wrapping_sub(Self::pages(s, 1, 16))),
+                2 => (base, Self::pages(s, 0, 16).wrapping_sub(base + PAGE)),
+                // Unaligned, covering no whole page.
+                3 => (base + s.range(1, PAGE - 1), s.below(PAGE / 2)),
+                // An unaligned new region.
+                _ => {
+                    let len = self.region_len(s);
+                    let addr = self.region_addr(s, len);
+                    let off = s.range(1, PAGE - 1);
+                    match s.below(3) {
+                        0 => (addr + off, len),
+                        1 => (addr, len + off),
+                        _ => (addr + off, len - off),
+                    }
+                }
+            };
+            let debug = !self.assert_only;
+            let max = self.cfg.max_live_bytes;
+            if let Some(region) = model::populate_check(&self.regions, addr, len, debug, max) {
+                if region.is_some() && self.regions.len() >= self.cfg.max_regions {
+                    continue;
+                }
+                self.tables.populate(addr, len);
+                if let Some((a, l)) = region {
+                    self.regions.insert(a, l);
+                }
+                return Some(Op::Populate { addr, len });
+            }
+        }
+        None
+    }
+
+    /// Pages `[x, y)` of a region of `pages` pages, `x < y`.
+    fn part(s: &mut impl Source, pages: u64) -> (u64, u64) {
+        let x = s.below(pages);
+        let y = s.range(x + 1, pages);
+        (x, y)
+    }
+
+    /// A vacate of a range that is not exactly a region, valid for the
+    /// model ([`model::vacate_check`]): a part of a region, a region and
+    /// the ones after it with the gaps between, from a gap up into a
+    /// region, a region and beyond, an empty range; for non-DEBUG pairs
+    /// also unaligned ones.  The last attempt is a part of a region, which
+    /// is always valid.
+    fn vacate_range(&mut self, s: &mut impl Source) -> Option<Op> {
+        let sorted = self.regions.sorted();
+        let n = sorted.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        let debug = !self.assert_only;
+        for attempt in 0..5 {
+            let i = s.below(n) as usize;
+            let (a, l) = sorted[i];
+            let pages = l / PAGE;
+            let kinds = if self.assert_only { 7 } else { 6 };
+            let kind = if attempt == 4 { 0 } else { s.below(kinds) };
+            let (addr, end) = match kind {
+                0 => {
+                    let (x, y) = Self::part(s, pages);
+                    (a + x * PAGE, a + y * PAGE)
+                }
+                1 => {
+                    if s.flip() {
+                        (a, a + Self::pages(s, 1, pages))
+                    } else {
+                        (a + s.below(pages) * PAGE, a + l)
+                    }
+                }
+                2 => {
+                    let j = s.range(i as u64, (i as u64 + 3).min(n - 1)) as usize;
+                    (a, sorted[j].0 + sorted[j].1)
+                }
+                3 => {
+                    let before = if i > 0 {
+                        sorted[i - 1].0 + sorted[i - 1].1
+                    } else {
+                        0
+                    };
+                    (before + s.below((a - before) / PAGE + 1) * PAGE, a + l)
+                }
+                4 => (a, (a + l + Self::pages(s, 1, 1024)).min(GPA_END)),
+                5 => {
+                    let g = a + s.below(pages) * PAGE;
+                    (g, g)
+                }
+                _ => {
+                    let (x, y) = Self::part(s, pages);
+                    let (x, y) = (a + x * PAGE, a + y * PAGE);
+                    let off = s.range(1, PAGE - 1);
+                    match s.below(3) {
+                        0 => (x + off, y),
+                        1 => (x, y + off),
+                        _ => (x + off, y - PAGE + off),
+                    }
+                }
+            };
+            let len = end.saturating_sub(addr);
+            if let Some(plan) = model::vacate_check(&self.tables, &self.regions, addr, len, debug) {
+                self.tables.vacate_apply(&plan);
+                model::depopulate(&mut self.regions, &plan);
+                self.recent.clear();
+                return Some(Op::VacateRange { addr, len });
+            }
+        }
+        None
     }
 
     fn random_region(&self, s: &mut impl Source) -> Option<(u64, u64)> {
@@ -773,17 +928,7 @@ impl Gen<'_> {
         };
         let block = addr & !(GPA_END - 1);
         let stop = block.checked_add(GPA_END).map_or(end, |b| end.min(b));
-        self.populated_in(addr - block, stop - block)
-    }
-
-    /// Populated bytes in `[addr, addr + len)`.
-    fn populated_in(&self, addr: u64, len: u64) -> u64 {
-        let end = addr.saturating_add(len);
-        self.regions
-            .sorted()
-            .iter()
-            .map(|&(a, l)| (a + l).min(end).saturating_sub(a.max(addr)))
-            .sum()
+        self.regions.populated_in(addr - block, stop - block)
     }
 
     fn unmap_region(&mut self, s: &mut impl Source) -> Op {
@@ -830,6 +975,7 @@ pub fn generate_with(seed: u64, n_ops: usize, format: Format, cfg: &GenConfig) -
         assert_only: cfg.makes_assert_only(),
         format,
         regions: Regions::default(),
+        tables: Tables::default(),
         recent: Vec::new(),
         next_recent: 0,
     };
@@ -861,6 +1007,7 @@ pub fn from_bytes_with(data: &[u8], cfg: &GenConfig) -> (Format, Vec<Op>) {
         assert_only: cfg.makes_assert_only(),
         format,
         regions: Regions::default(),
+        tables: Tables::default(),
         recent: Vec::new(),
         next_recent: 0,
     };

@@ -229,6 +229,12 @@ fn simpler(op: &Op) -> Vec<Op> {
                 len: half(len).max(crate::PAGE),
             });
         }
+        Op::VacateRange { addr, len } if len > crate::PAGE => {
+            v.push(Op::VacateRange {
+                addr,
+                len: half(len).max(crate::PAGE),
+            });
+        }
         _ => {}
     }
     v

@@ -50,7 +50,7 @@ use std::sync::{Mutex, MutexGuard};
 
 mod gen;
 mod isolate;
-mod model;
+pub mod model;
 mod runner;
 pub mod sys;
 
@@ -123,12 +123,25 @@ pub enum Side {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     /// `vmspace_map`: `vmm_gpt_populate_region(addr, len)` of a new region.
-    /// Valid when page-aligned, non-empty, below 2^48, not overlapping a
-    /// live region, and the live populated total stays at most 1 TiB.
+    /// Valid when below 2^48, ending (unless it wraps) at most at 2^48, the
+    /// pages it counts (from `addr` to the end, both rounded down) not
+    /// overlapping a live region, and the live populated total stays at
+    /// most 1 TiB; in a DEBUG pair also page-aligned.  An empty range, or
+    /// one that wraps past 2^64, only creates the tables covering `addr`
+    /// (as the original does); the runner frees such tables before the GPT
+    /// (populating and vacating a page in each).
     Populate { addr: u64, len: u64 },
     /// `vmspace_unmap`: `vmm_gpt_unmap_region` then `vmm_gpt_vacate_region`
     /// over exactly the live region that starts at `addr`.
     Vacate { addr: u64 },
+    /// `vmm_gpt_unmap_region` then `vmm_gpt_vacate_region` of any range
+    /// (a part of a region, several regions and the gaps between them, a
+    /// range starting in a gap, an empty one ...) that is valid for the
+    /// model of the original's tables ([`model::vacate_check`]: every leaf
+    /// table the original's traversal takes entries off has all their
+    /// pages populated; page-aligned and not wrapping in a DEBUG pair).
+    /// The pages taken off leave the live regions.
+    VacateRange { addr: u64, len: u64 },
     /// `vmspace_populate`: iterate `[addr, addr + len)` and `vmm_gpt_map_at`
     /// every entry inside a live region, except the `i`-th entry yielded
     /// where bit `i % 64` of `skip` is set; host page `pfn + (gpa - addr) /
@@ -233,6 +246,13 @@ pub struct Stats {
     pub populates: u64,
     pub vacates: u64,
     pub reallocs: u64,
+    /// Of those: populates that only created tables (empty, wrapping, or
+    /// unaligned covering no page) or were unaligned; vacates of a range
+    /// that is not exactly a region; tables left by those that the runner
+    /// freed before a free (a page populated and vacated in each).
+    pub odd_populates: u64,
+    pub odd_vacates: u64,
+    pub cleanups: u64,
     /// New mappings made by `vmm_gpt_map_at` (both agreeing).
     pub maps: u64,
     /// Pages `vmm_gpt_unmap`/`_unmap_region` reported unmapped.
@@ -258,6 +278,9 @@ impl Stats {
         self.populates += o.populates;
         self.vacates += o.vacates;
         self.reallocs += o.reallocs;
+        self.odd_populates += o.odd_populates;
+        self.odd_vacates += o.odd_vacates;
+        self.cleanups += o.cleanups;
         self.maps += o.maps;
         self.unmaps += o.unmaps;
         self.walks += o.walks;
@@ -268,13 +291,16 @@ impl Stats {
         self.peak_populated = self.peak_populated.max(o.peak_populated);
     }
 
-    fn to_words(&self) -> [u64; 13] {
+    fn to_words(&self) -> [u64; 16] {
         [
             self.ops,
             self.skipped,
             self.populates,
             self.vacates,
             self.reallocs,
+            self.odd_populates,
+            self.odd_vacates,
+            self.cleanups,
             self.maps,
             self.unmaps,
             self.walks,
@@ -287,21 +313,24 @@ impl Stats {
     }
 
     fn from_words(w: &[u64]) -> Option<Stats> {
-        let w: &[u64; 13] = w.try_into().ok()?;
+        let w: &[u64; 16] = w.try_into().ok()?;
         Some(Stats {
             ops: w[0],
             skipped: w[1],
             populates: w[2],
             vacates: w[3],
             reallocs: w[4],
-            maps: w[5],
-            unmaps: w[6],
-            walks: w[7],
-            iterated: w[8],
-            tree_checks: w[9],
-            tables_compared: w[10],
-            peak_tables: w[11],
-            peak_populated: w[12],
+            odd_populates: w[5],
+            odd_vacates: w[6],
+            cleanups: w[7],
+            maps: w[8],
+            unmaps: w[9],
+            walks: w[10],
+            iterated: w[11],
+            tree_checks: w[12],
+            tables_compared: w[13],
+            peak_tables: w[14],
+            peak_populated: w[15],
         })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
 
-use crate::model::Regions;
+use crate::model::{self, Regions, Tables, VacatePlan};
 use crate::sys::{self, Api, LIB_DOMAIN, REF_DOMAIN};
 use crate::{exclusive, Divergence, Format, Op, Side, Stats, GPA_END, LEVEL1, LEVEL4, PAGE};
 
@@ -187,6 +187,10 @@ struct Runner<'a> {
     lib: Impl,
     orig: Impl,
     regions: Regions,
+    /// The model of the original's table tree (checked against both
+    /// implementations' table counts, unless a fault was injected).
+    tables: Tables,
+    injected: bool,
     stats: Stats,
     since_check: u64,
     ops: &'a [Op],
@@ -267,6 +271,8 @@ pub fn run(format: Format, ops: &[Op]) -> Result<Stats, Divergence> {
             gpt: ptr::null_mut(),
         },
         regions: Regions::default(),
+        tables: Tables::default(),
+        injected: false,
         stats: Stats::default(),
         since_check: 0,
         ops,
@@ -342,14 +348,33 @@ impl Runner<'_> {
         self.compare_pages("vmm_gpt_alloc")
     }
 
-    /// Unmaps and vacates every live region, frees both GPTs, and checks
-    /// that neither holds any kernel memory.
+    /// Unmaps and vacates every live region, frees the tables left by
+    /// populates that only created tables (populating and vacating a page
+    /// in each, as a consumer would have to: the original's free would
+    /// fail its VERIFY), frees both GPTs, and checks that neither holds
+    /// any kernel memory.
     fn free(&mut self) -> Res<()> {
         self.compare_trees("before vmm_gpt_free")?;
         for (addr, len) in self.regions.sorted() {
-            self.vacate(addr, len)?;
+            self.vacate_checked(addr, len)?;
+        }
+        while let Some(base) = self.tables.any() {
+            if self.injected {
+                break;
+            }
+            self.stats.cleanups += 1;
+            let before = self.tables.len();
+            self.populate_checked(base, PAGE)?;
+            self.vacate_checked(base, PAGE)?;
+            if self.tables.len() >= before {
+                return Err(format!(
+                    "the model of the original's tables frees nothing when a page at 0x{base:x} \
+                     is populated and vacated (a bug of difftest)"
+                ));
+            }
         }
         self.regions.clear();
+        self.tables.clear();
         let (l, o) = (self.lib.live_pages(), self.orig.live_pages());
         if l != 1 || o != 1 {
             return Err(format!(
@@ -400,6 +425,13 @@ impl Runner<'_> {
                 "{when}: the library holds {l} table pages, the original {o}"
             ));
         }
+        let m = self.tables.len() as u64 + 1;
+        if !self.injected && m != o {
+            return Err(format!(
+                "{when}: both hold {o} table pages, but the model of the original's tables \
+                 has {m} (a bug of difftest's model)"
+            ));
+        }
         self.stats.peak_tables = self.stats.peak_tables.max(l);
         Ok(())
     }
@@ -412,10 +444,19 @@ impl Runner<'_> {
     fn apply(&mut self, op: &Op) -> Res<()> {
         match *op {
             Op::Populate { addr, len } => self.populate(addr, len),
-            Op::Vacate { addr } => match self.regions.remove(addr) {
-                Some(len) => self.vacate(addr, len),
+            Op::Vacate { addr } => match self.regions.length_at(addr) {
+                Some(len) => self.vacate_checked(addr, len),
                 None => self.skip(),
             },
+            Op::VacateRange { addr, len } => {
+                match model::vacate_check(&self.tables, &self.regions, addr, len, self.debug) {
+                    Some(plan) => {
+                        self.stats.odd_vacates += 1;
+                        self.vacate(addr, len, &plan)
+                    }
+                    None => self.skip(),
+                }
+            }
             Op::Fill {
                 addr,
                 len,
@@ -471,6 +512,7 @@ impl Runner<'_> {
                 if gpa >= GPA_END {
                     return self.skip();
                 }
+                self.injected = true;
                 let imp = self.side(side);
                 imp.enter();
                 // SAFETY: a live GPT; one page-aligned page below 2^48.
@@ -488,29 +530,70 @@ impl Runner<'_> {
     }
 
     fn populate(&mut self, addr: u64, len: u64) -> Res<()> {
-        if !self.regions.fits(addr, len) || self.regions.live_bytes() + len > RUN_MAX_LIVE {
+        let Some(region) =
+            model::populate_check(&self.regions, addr, len, self.debug, RUN_MAX_LIVE)
+        else {
             return self.skip();
+        };
+        let aligned = addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE);
+        if region.is_none() || !aligned {
+            self.stats.odd_populates += 1;
         }
+        self.populate_unchecked(addr, len, region)
+    }
+
+    /// A populate the caller knows to be valid.
+    fn populate_checked(&mut self, addr: u64, len: u64) -> Res<()> {
+        match model::populate_check(&self.regions, addr, len, self.debug, RUN_MAX_LIVE) {
+            Some(region) => self.populate_unchecked(addr, len, region),
+            None => Err(format!(
+                "vmm_gpt_populate_region(0x{addr:x}, 0x{len:x}) is not valid for the model \
+                 (a bug of difftest)"
+            )),
+        }
+    }
+
+    fn populate_unchecked(&mut self, addr: u64, len: u64, region: Option<(u64, u64)>) -> Res<()> {
         for imp in self.both() {
             imp.enter();
-            // SAFETY: a live GPT; a valid new region (checked above).
+            // SAFETY: a live GPT; a range the original completes without
+            // corrupting its tree, in this pair's build (populate_check).
             unsafe { (imp.api.populate_region)(imp.gpt, addr, len) };
         }
-        self.regions.insert(addr, len);
+        self.tables.populate(addr, len);
+        if let Some((a, l)) = region {
+            self.regions.insert(a, l);
+        }
         self.stats.populates += 1;
         self.stats.peak_populated = self.stats.peak_populated.max(self.regions.live_bytes());
         self.compare_pages("after vmm_gpt_populate_region")
     }
 
-    /// `vmm_gpt_unmap_region` + `vmm_gpt_vacate_region` of a region
-    /// (already out of the model).
-    fn vacate(&mut self, addr: u64, len: u64) -> Res<()> {
+    /// `vmm_gpt_unmap_region` + `vmm_gpt_vacate_region` of a range the
+    /// caller knows to be valid (a live region, a page populated for the
+    /// cleanup).
+    fn vacate_checked(&mut self, addr: u64, len: u64) -> Res<()> {
+        match model::vacate_check(&self.tables, &self.regions, addr, len, self.debug) {
+            Some(plan) => self.vacate(addr, len, &plan),
+            None => Err(format!(
+                "vacating [0x{addr:x}, +0x{len:x}) is not valid for the model (a bug of \
+                 difftest)"
+            )),
+        }
+    }
+
+    /// `vmm_gpt_unmap_region` + `vmm_gpt_vacate_region` of `[addr, addr +
+    /// len)` in both, and in the model as `plan` says.
+    fn vacate(&mut self, addr: u64, len: u64, plan: &VacatePlan) -> Res<()> {
         self.unmap_region(addr, len)?;
         for imp in self.both() {
             imp.enter();
-            // SAFETY: a live GPT; exactly a populated region, unmapped.
+            // SAFETY: a live GPT; a range whose pages are unmapped and
+            // whose leaf tables count every entry it takes off (the plan).
             unsafe { (imp.api.vacate_region)(imp.gpt, addr, len) };
         }
+        self.tables.vacate_apply(plan);
+        model::depopulate(&mut self.regions, plan);
         self.stats.vacates += 1;
         self.compare_pages("after vmm_gpt_vacate_region")
     }

@@ -16,6 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::exit;
 
 use vmm_gpt::abi::{vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
+use vmm_gpt_difftest::model;
 use vmm_gpt_difftest::sys::{self, Api};
 use vmm_gpt_difftest::{
     from_bytes, from_bytes_with, generate, generate_with, reference_available, run, run_isolated,
@@ -414,38 +415,67 @@ fn assert_only_range(addr: u64, len: u64) -> bool {
     !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || addr.checked_add(len).is_none()
 }
 
-/// Replays the populates and vacates of a sequence: every populate a new
-/// valid region, every vacate a live one; no fault injection; no
-/// ASSERT-only range unless `assert_only`.
+/// Replays the populates and vacates of a sequence: every populate below
+/// 2^48, ending (unless it wraps) at most at 2^48, the pages it counts a
+/// new region (or none); every vacate of a live region, every other vacate
+/// valid for the model of the original's tables; no fault injection; no
+/// ASSERT-only range (iteration, populate, vacate) unless `assert_only`.
 fn check_regions(ops: &[Op], assert_only: bool) -> TestResult {
-    let mut live: Vec<(u64, u64)> = Vec::new();
+    let mut regions = model::Regions::default();
+    let mut tables = model::Tables::default();
     for (i, op) in ops.iter().enumerate() {
         match *op {
             Op::Track { addr, len, .. }
             | Op::UnmapRegion { addr, len }
             | Op::Fill { addr, len, .. }
+            | Op::VacateRange { addr, len }
                 if !assert_only && assert_only_range(addr, len) =>
             {
                 return Err(format!("op #{i}: an ASSERT-only range: {op:?}"))
             }
             Op::Populate { addr, len } => {
-                let ok = addr % PAGE == 0
-                    && len % PAGE == 0
-                    && len > 0
-                    && addr.checked_add(len).is_some_and(|e| e <= GPA_END)
-                    && live.iter().all(|&(a, l)| addr + len <= a || a + l <= addr);
+                let aligned = addr.is_multiple_of(PAGE) && len.is_multiple_of(PAGE);
+                let end = addr.wrapping_add(len);
+                let pages = if end <= addr {
+                    None
+                } else {
+                    Some((addr & !(PAGE - 1), end & !(PAGE - 1)))
+                };
+                let ok = addr < GPA_END
+                    && (aligned || assert_only)
+                    && pages.is_none_or(|(from, to)| {
+                        end <= GPA_END && (from == to || regions.fits(from, to - from))
+                    });
                 if !ok {
-                    return Err(format!("op #{i}: invalid {op:?} (live: {live:x?})"));
+                    return Err(format!("op #{i}: invalid {op:?} (live: {regions:x?})"));
                 }
-                live.push((addr, len));
+                tables.populate(addr, len);
+                if let Some((from, to)) = pages.filter(|(f, t)| f < t) {
+                    regions.insert(from, to - from);
+                }
             }
-            Op::Vacate { addr } => match live.iter().position(|&(a, _)| a == addr) {
-                Some(k) => {
-                    live.swap_remove(k);
+            Op::Vacate { addr } => match regions.length_at(addr) {
+                Some(len) => {
+                    let plan = model::vacate_check(&tables, &regions, addr, len, false)
+                        .ok_or_else(|| format!("op #{i}: {op:?} not valid for the model"))?;
+                    tables.vacate_apply(&plan);
+                    model::depopulate(&mut regions, &plan);
+                    if regions.length_at(addr).is_some() {
+                        return Err(format!("op #{i}: {op:?} left its region"));
+                    }
                 }
                 None => return Err(format!("op #{i}: {op:?} of no live region")),
             },
-            Op::Realloc => live.clear(),
+            Op::VacateRange { addr, len } => {
+                let plan = model::vacate_check(&tables, &regions, addr, len, !assert_only)
+                    .ok_or_else(|| format!("op #{i}: {op:?} not valid for the model"))?;
+                tables.vacate_apply(&plan);
+                model::depopulate(&mut regions, &plan);
+            }
+            Op::Realloc => {
+                regions.clear();
+                tables.clear();
+            }
             Op::InjectFlipBit { .. } | Op::InjectExtraPopulate { .. } => {
                 return Err(format!("op #{i}: a fault injection"))
             }
@@ -482,7 +512,9 @@ impl Hostile {
         for op in ops {
             let end = live.iter().map(|&(a, l)| a + l).max().unwrap_or(0);
             match *op {
-                Op::Populate { addr, len } => live.push((addr, len)),
+                Op::Populate { addr, len } if addr.checked_add(len).is_some_and(|e| e > addr) => {
+                    live.push((addr, len))
+                }
                 Op::Vacate { addr } => live.retain(|&(a, _)| a != addr),
                 Op::Realloc => live.clear(),
                 Op::Walk { gpa, depth } if gpa >= GPA_END => {
@@ -581,29 +613,127 @@ fn hostile_values_generated() -> TestResult {
     Ok(())
 }
 
-type IterInit = unsafe extern "C" fn(*mut vmm_gpt_iter_t, *mut vmm_gpt_t, u64, u64);
-type Unmap = unsafe extern "C" fn(*mut vmm_gpt_t, u64) -> bool;
-type UnmapRegion = unsafe extern "C" fn(*mut vmm_gpt_t, u64, u64) -> usize;
+/// The degenerate populates and vacates generated, by kind.
+#[derive(Default, Debug)]
+struct Degenerate {
+    empty_populates: u64,
+    wrapping_populates: u64,
+    unaligned_populates: u64,
+    part_vacates: u64,
+    spanning_vacates: u64,
+    gap_start_vacates: u64,
+    empty_vacates: u64,
+    unaligned_vacates: u64,
+}
 
-/// An implementation under test made of the DEBUG original (`ref_*`) but
-/// for `iter_init`, `unmap` and `unmap_region`, marked non-DEBUG so that it
+impl Degenerate {
+    fn count(&mut self, ops: &[Op]) {
+        let mut regions = model::Regions::default();
+        let mut tables = model::Tables::default();
+        for op in ops {
+            match *op {
+                Op::Populate { addr, len } => {
+                    let end = addr.wrapping_add(len);
+                    if !assert_only_range(addr, len) && len > 0 {
+                        regions.insert(addr, len);
+                    } else if len == 0 {
+                        self.empty_populates += 1;
+                    } else if end < addr {
+                        self.wrapping_populates += 1;
+                    } else {
+                        self.unaligned_populates += 1;
+                        let (from, to) = (addr & !(PAGE - 1), end & !(PAGE - 1));
+                        if from < to {
+                            regions.insert(from, to - from);
+                        }
+                    }
+                    tables.populate(addr, len);
+                }
+                Op::Vacate { addr } => {
+                    let len = regions.length_at(addr).expect("a live region");
+                    let plan = tables.vacate_plan(addr, len);
+                    tables.vacate_apply(&plan);
+                    model::depopulate(&mut regions, &plan);
+                }
+                Op::VacateRange { addr, len } => {
+                    if len == 0 {
+                        self.empty_vacates += 1;
+                    } else if assert_only_range(addr, len) {
+                        self.unaligned_vacates += 1;
+                    } else if regions.containing(addr).is_none() {
+                        self.gap_start_vacates += 1;
+                    } else if regions.populated_in(addr, len) < len {
+                        self.spanning_vacates += 1;
+                    } else {
+                        self.part_vacates += 1;
+                    }
+                    let plan = tables.vacate_plan(addr, len);
+                    tables.vacate_apply(&plan);
+                    model::depopulate(&mut regions, &plan);
+                }
+                Op::Realloc => {
+                    regions.clear();
+                    tables.clear();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The generator makes every kind of degenerate populate and vacate, the
+/// unaligned ones only when asked to.
+fn degenerate_values_generated() -> TestResult {
+    for assert_only in [false, true] {
+        let mut d = Degenerate::default();
+        for seed in 0..8u64 {
+            let cfg = GenConfig::DEFAULT.with_assert_only(assert_only);
+            let f = Format::ALL[(seed % 2) as usize];
+            d.count(&generate_with(seed, 50_000, f, &cfg));
+        }
+        println!("    ASSERT-only inputs {assert_only}: {d:?}");
+        let always = [
+            ("empty populates", d.empty_populates),
+            ("wrapping populates", d.wrapping_populates),
+            ("vacates of a part of a region", d.part_vacates),
+            ("vacates across gaps", d.spanning_vacates),
+            ("vacates from a gap", d.gap_start_vacates),
+            ("empty vacates", d.empty_vacates),
+        ];
+        let only = [
+            ("unaligned populates", d.unaligned_populates),
+            ("unaligned vacates", d.unaligned_vacates),
+        ];
+        for (what, n) in always {
+            if n < 5 {
+                return Err(format!("only {n} {what} in 400000 operations: {d:?}"));
+            }
+        }
+        for (what, n) in only {
+            if assert_only && n < 5 {
+                return Err(format!("only {n} {what} in 400000 operations: {d:?}"));
+            }
+            if !assert_only && n != 0 {
+                return Err(format!("{n} {what}, ASSERT-only, for a DEBUG pair"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An implementation under test made of the DEBUG original (`ref_*`) with
+/// some of its functions replaced by `doctor`, marked non-DEBUG so that it
 /// is compared with the non-DEBUG original (a separate copy).
-fn doctored(
-    name: &'static str,
-    iter_init: IterInit,
-    unmap: Unmap,
-    unmap_region: UnmapRegion,
-) -> &'static Api {
+fn doctored(name: &'static str, doctor: impl FnOnce(&mut Api)) -> &'static Api {
     let r = sys::reference().expect("the original");
-    Box::leak(Box::new(Api {
+    let mut api = Api {
         name,
         domain: sys::LIB_DOMAIN,
         debug: false,
-        iter_init,
-        unmap,
-        unmap_region,
         ..*r
-    }))
+    };
+    doctor(&mut api);
+    Box::leak(Box::new(api))
 }
 
 /// The length of `[addr, addr + len)` with its end clamped to the last page
@@ -651,19 +781,11 @@ unsafe extern "C" fn alias_blind_unmap(gpt: *mut vmm_gpt_t, gpa: u64) -> bool {
 /// by the iterator's state, an `unmap_region` that wraps (to 0) and an
 /// unmap of an alias by their results.
 fn hostile_divergence_reported() -> TestResult {
-    let r = sys::reference().expect("the original");
-    let clamping = doctored(
-        "clamping iter_init",
-        clamping_iter_init,
-        r.unmap,
-        clamping_unmap_region,
-    );
-    let blind = doctored(
-        "alias-blind unmap",
-        r.iter_init,
-        alias_blind_unmap,
-        r.unmap_region,
-    );
+    let clamping = doctored("clamping iter_init", |api| {
+        api.iter_init = clamping_iter_init;
+        api.unmap_region = clamping_unmap_region;
+    });
+    let blind = doctored("alias-blind unmap", |api| api.unmap = alias_blind_unmap);
     let gpa = 2 * MIB + 6 * PAGE;
     let top_alias = (0xffff << 48) | gpa;
     let result = (|| {
@@ -705,6 +827,162 @@ fn hostile_divergence_reported() -> TestResult {
     })();
     sys::select(&sys::LIB);
     result
+}
+
+/// What the library did before issue 8: a vacate starting where no leaf
+/// table is skips ahead to the first one (the original does nothing
+/// below the first level missing at the start).
+unsafe extern "C" fn gap_skipping_vacate(gpt: *mut vmm_gpt_t, addr: u64, len: u64) {
+    let r = sys::reference().expect("the original");
+    let end = addr.wrapping_add(len);
+    let mut a = addr;
+    while a < end {
+        let mut e = [std::ptr::null_mut(); 4];
+        // SAFETY: the caller's GPT; `e` has the 4 entries a walk fills.
+        unsafe { (r.walk)(gpt, a, e.as_mut_ptr(), 3) };
+        if !e[3].is_null() {
+            break;
+        }
+        a += PAGE;
+    }
+    // SAFETY: the caller's GPT and a part of its range.
+    unsafe { (r.vacate_region)(gpt, a, end - a) }
+}
+
+/// The degenerate populates and vacates: an implementation whose vacate
+/// differs from the original's traversal only where the range starts in a
+/// gap is reported at that vacate; and a hand-made sequence of every kind
+/// (empty, wrapping and unaligned populates; vacates of a part of a
+/// region, from a gap, across gaps, unaligned) passes with the library,
+/// the model of the original's tables agreeing throughout.
+fn degenerate_ops() -> TestResult {
+    let skipping = doctored("gap-skipping vacate", |api| {
+        api.vacate_region = gap_skipping_vacate
+    });
+    let region = Op::Populate {
+        addr: 4 * MIB,
+        len: 16 * PAGE,
+    };
+    let from_gap = Op::VacateRange {
+        addr: 2 * MIB,
+        len: 2 * MIB + 16 * PAGE,
+    };
+    let result: TestResult = (|| {
+        for f in Format::ALL {
+            sys::select(skipping);
+            expect_pass(f, std::slice::from_ref(&region))?;
+            expect_divergence(
+                f,
+                &[region.clone(), from_gap.clone()],
+                1,
+                "after vmm_gpt_vacate_region: the library holds 1 table pages, the original 4",
+            )?;
+        }
+        Ok(())
+    })();
+    sys::select(&sys::LIB);
+    result?;
+
+    let g = GIB;
+    let ops = vec![
+        // Only tables: empty, wrapping (to below the start, to 4 KiB).
+        Op::Populate {
+            addr: 3 * g + 5 * PAGE,
+            len: 0,
+        },
+        Op::Populate {
+            addr: 7 * g,
+            len: 0u64.wrapping_sub(PAGE),
+        },
+        Op::Populate {
+            addr: 9 * g,
+            len: PAGE.wrapping_sub(9 * g),
+        },
+        // Regions sharing those tables; a part of one, then the rest.
+        Op::Populate {
+            addr: 3 * g,
+            len: 64 * PAGE,
+        },
+        Op::VacateRange {
+            addr: 3 * g + 8 * PAGE,
+            len: 8 * PAGE,
+        },
+        Op::Vacate { addr: 3 * g },
+        Op::Vacate {
+            addr: 3 * g + 16 * PAGE,
+        },
+        // Two regions with a gap of whole leaf tables, vacated together;
+        // then from a gap into a region.
+        Op::Populate {
+            addr: 5 * g,
+            len: 2 * MIB,
+        },
+        Op::Populate {
+            addr: 5 * g + 8 * MIB,
+            len: 4 * MIB,
+        },
+        Op::VacateRange {
+            addr: 5 * g,
+            len: 12 * MIB,
+        },
+        Op::Populate {
+            addr: 6 * g + 4 * MIB,
+            len: 16 * PAGE,
+        },
+        Op::VacateRange {
+            addr: 6 * g,
+            len: 4 * MIB + 16 * PAGE,
+        },
+        Op::VacateRange {
+            addr: 6 * g + 4 * MIB,
+            len: 0,
+        },
+        Op::Vacate {
+            addr: 6 * g + 4 * MIB,
+        },
+        Op::Check,
+    ];
+    for f in Format::ALL {
+        expect_pass(f, &ops)?;
+    }
+    // Unaligned ones: for a non-DEBUG pair; a DEBUG pair skips them.
+    let unaligned = vec![
+        Op::Populate {
+            addr: 8 * g + 0x800,
+            len: 16 * PAGE,
+        },
+        Op::Populate {
+            addr: 8 * g + 2 * MIB - 0x100,
+            len: 0x200,
+        },
+        Op::VacateRange {
+            addr: 8 * g + 3 * PAGE + 0x10,
+            len: 2 * PAGE,
+        },
+        Op::Check,
+    ];
+    for f in Format::ALL {
+        match run(f, &unaligned) {
+            Ok(s) if s.skipped == 3 => {}
+            other => {
+                return Err(format!(
+                    "{f:?}: the DEBUG pair ran unaligned ones: {other:?}"
+                ))
+            }
+        }
+        if let Some(kobj) = sys::kernel_object() {
+            sys::select(kobj);
+            let r = run(f, &unaligned);
+            sys::select(&sys::LIB);
+            match r {
+                Ok(s) if s.skipped == 0 && s.odd_populates == 2 && s.odd_vacates == 1 => {
+                    println!("    {f:?}: the non-DEBUG kernel object agrees: {s:?}")
+                }
+                other => return Err(format!("{f:?}: non-DEBUG kernel object: {other:?}")),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` in a forked child (stdout and stderr to /dev/null): whether it
@@ -840,6 +1118,8 @@ fn main() {
         ("generators_hold_up", generators_hold_up),
         ("hostile_values_generated", hostile_values_generated),
         ("hostile_divergence_reported", hostile_divergence_reported),
+        ("degenerate_values_generated", degenerate_values_generated),
+        ("degenerate_ops", degenerate_ops),
         (
             "debug_builds_assert_on_wrapping_ranges",
             debug_builds_assert_on_wrapping_ranges,

@@ -168,13 +168,17 @@ fn main() {
     let secs = start.elapsed().as_secs_f64();
     for (f, s) in Format::ALL.iter().zip(&stats) {
         println!(
-            "differential: {f:?}: {} ops, {} populates, {} vacates, {} reallocs, {} pages \
-             mapped, {} unmapped, {} walks, {} iterator entries, {} tree checks of {} \
-             tables; peaks {} tables, {} GiB populated",
+            "differential: {f:?}: {} ops, {} populates ({} degenerate), {} vacates ({} not \
+             of a region), {} reallocs ({} leftover tables freed), {} pages mapped, {} \
+             unmapped, {} walks, {} iterator entries, {} tree checks of {} tables; peaks {} \
+             tables, {} GiB populated",
             s.ops,
             s.populates,
+            s.odd_populates,
             s.vacates,
+            s.odd_vacates,
             s.reallocs,
+            s.cleanups,
             s.maps,
             s.unmaps,
             s.walks,

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use vmm_gpt_difftest::sys::{self, Api};
 use vmm_gpt_difftest::{
-    generate, reference_available, shrink, spawn, Child, Format, GenConfig, Outcome,
+    generate, reference_available, shrink, spawn, Child, Format, GenConfig, Outcome, Stats,
 };
 
 const DEFAULT_OPS: u64 = 100_000;
@@ -72,7 +72,7 @@ struct Job {
 
 /// Runs `per_format` operations per format of `api` against its build's
 /// original; on a failure, the shrunk sequence.
-fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Result<u64, String> {
+fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Result<Stats, String> {
     sys::select(api);
     let mut todo: VecDeque<(u64, Format, usize)> = VecDeque::new();
     for (f, format) in Format::ALL.into_iter().enumerate() {
@@ -86,7 +86,7 @@ fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Resul
         }
     }
     let mut running: VecDeque<Job> = VecDeque::new();
-    let mut ops = 0;
+    let mut stats = Stats::default();
     let mut failure = None;
     while failure.is_none() && !(todo.is_empty() && running.is_empty()) {
         while running.len() < jobs {
@@ -106,7 +106,7 @@ fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Resul
         };
         let what = match job.child.wait() {
             Outcome::Pass(s) if s.skipped == 0 => {
-                ops += s.ops;
+                stats.merge(&s);
                 continue;
             }
             Outcome::Pass(s) => format!("{} operations skipped as invalid", s.skipped),
@@ -123,7 +123,7 @@ fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Resul
         let _ = job.child.wait();
     }
     let Some((seed, format, len, what)) = failure else {
-        return Ok(ops);
+        return Ok(stats);
     };
     let seq = generate(seed, len, format);
     let small = shrink(format, &seq);
@@ -185,11 +185,22 @@ fn main() {
         );
         let start = Instant::now();
         match run_pair(api, per_format, seed, jobs) {
-            Ok(ops) => {
+            Ok(s) => {
                 println!(
-                    "ok {}: {ops} operations, no divergence ({:.1} s)",
+                    "ok {}: {} operations, no divergence ({:.1} s): {} populates ({} \
+                     degenerate), {} vacates ({} not of a region), {} pages mapped, {} walks, \
+                     {} iterator entries, {} tree checks",
                     api.name,
-                    start.elapsed().as_secs_f64()
+                    s.ops,
+                    start.elapsed().as_secs_f64(),
+                    s.populates,
+                    s.odd_populates,
+                    s.vacates,
+                    s.odd_vacates,
+                    s.maps,
+                    s.walks,
+                    s.iterated,
+                    s.tree_checks
                 );
                 passed += 1;
             }
