@@ -3,45 +3,46 @@
 # code and linked into one relocatable object that the vmm module links in
 # place of vmm_gpt.o.
 #
-#   illumos-build/build.sh [--variant nondebug|debug|all] [--mode host|json]
-#                          [--out FILE] [--target-dir DIR] [--require-debug]
-#                          [--check]
+#   illumos-build/build.sh [--variant nondebug|debug|all] [--mode none|json]
+#                          [--out FILE] [--target-dir DIR] [--check]
 #
-# Variants (the library's checks, see README.md "DEBUG and non-DEBUG"):
-#   nondebug  -> target/kernel/vmm_gpt.o        VERIFY-class checks only
-#   debug     -> target/kernel/vmm_gpt.debug.o  also the ASSERT-class ones
-#                (debug_assertions), for DEBUG kernels
-#   all       (default) both; the debug variant needs a nightly toolchain
-#             (-Z ub-checks=no) and is skipped with a message when there is
-#             none, unless --require-debug.
+# Variants (the library's checks, see docs/checks.md):
+#   nondebug  -> target/kernel/vmm_gpt.o        as production illumos runs
+#                the original: its VERIFYs, no ASSERTs
+#   debug     -> target/kernel/vmm_gpt.debug.o  also the original's ASSERTs
+#                (--cfg vmm_gpt_debug), for DEBUG kernels
+#   all       (default) both
 #
 # Modes:
-#   host  (default) the host's x86_64 target with kernel code generation
-#         flags, on stable (nondebug) and nightly (debug).  The precompiled
-#         `core` is userland code and must not be linked: the build fails if
-#         the library's object needs anything from it.
+#   none  (default) stable rustc, target x86_64-unknown-none, whose
+#         precompiled core is soft-float kernel code (no SIMD, no red zone,
+#         kernel code model); rustc is run directly on src/lib.rs: no cargo,
+#         no dependencies, nothing downloaded, nothing written outside the
+#         target directory.  The target's standard library is added with
+#         rustup when missing (the only step that needs the network).
 #   json  the illumos kernel target specification
-#         (x86_64-unknown-illumos-kernel.json) with -Z build-std=core: needs a
-#         nightly with rust-src (VMM_GPT_NIGHTLY, default $PINNED_NIGHTLY).
+#         (x86_64-unknown-illumos-kernel.json) with cargo -Z build-std=core
+#         on a nightly with rust-src (VMM_GPT_NIGHTLY, default nightly):
+#         what OPTE does; adds compiler retpolines (which -C jump-tables=no
+#         and the library's thunk calls give the none mode) and the stack
+#         protector (-Z stack-protector=strong, __stack_chk_guard /
+#         __stack_chk_fail from illumos), which stable rustc lacks.
 #
 # --out FILE writes the (single) variant built to FILE, e.g. an illumos
-# build's $(OBJS_DIR)/vmm_gpt.o.  --target-dir DIR is cargo's target
-# directory (default target/kernel-build, apart from the normal build's).
-# --check then runs the checker (illumos-build/objcheck) on what was built
-# and fails if it breaks a rule (scripts/test.sh has cargo test do that).
+# build's $(OBJS_DIR)/vmm_gpt.o.  --target-dir DIR is the build directory
+# (default target/kernel-build).  --check then runs the checker
+# (illumos-build/objcheck) on what was built and fails if it breaks a rule
+# (scripts/test.sh has cargo test do that).
 #
-# Environment: VMM_GPT_NIGHTLY (toolchain for the debug variant and json
-# mode), VMM_GPT_LD, VMM_GPT_OBJCOPY, VMM_GPT_NM, VMM_GPT_AR,
-# VMM_GPT_READELF, VMM_GPT_SIZE (GNU binutils; on illumos gld, gobjcopy, ... are tried when
-# the plain names are not GNU's).
+# Environment: VMM_GPT_NIGHTLY (the json mode's toolchain), VMM_GPT_LD,
+# VMM_GPT_OBJCOPY, VMM_GPT_NM, VMM_GPT_AR, VMM_GPT_READELF, VMM_GPT_SIZE
+# (GNU binutils; on illumos gld, gobjcopy, ... are tried when the plain
+# names are not GNU's).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 
-# The nightly the json mode was written against: rustc 1.97.0-nightly
-# (e50aa6fba 2026-05-19).  rustup names a nightly by the day after its commit.
-PINNED_NIGHTLY=nightly-2026-05-20
 
 die() {
     echo "build.sh: error: $*" >&2
@@ -54,10 +55,9 @@ usage() {
 }
 
 variant=all
-mode=host
+mode=none
 out=""
 target_dir="$root/target/kernel-build"
-require_debug=0
 check=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -65,14 +65,14 @@ while [ $# -gt 0 ]; do
     --mode) mode="${2:?--mode needs a value}"; shift 2 ;;
     --out) out="${2:?--out needs a value}"; shift 2 ;;
     --target-dir) target_dir="${2:?--target-dir needs a value}"; shift 2 ;;
-    --require-debug) require_debug=1; shift ;;
+    --require-debug) shift ;; # accepted for old callers: both variants build on stable
     --check) check=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
     esac
 done
 case "$variant" in nondebug | debug | all) ;; *) die "--variant: nondebug, debug or all, not '$variant'" ;; esac
-case "$mode" in host | json) ;; *) die "--mode: host or json, not '$mode'" ;; esac
+case "$mode" in none | json) ;; *) die "--mode: none or json, not '$mode'" ;; esac
 if [ -n "$out" ] && [ "$variant" = all ]; then
     die "--out needs a single --variant (nondebug or debug)"
 fi
@@ -104,10 +104,7 @@ READELF="$(gnu_tool VMM_GPT_READELF readelf)"
 SIZE="$(gnu_tool VMM_GPT_SIZE size)"
 command -v cargo >/dev/null || die "cargo not found"
 
-nightly="${VMM_GPT_NIGHTLY:-}"
-if [ -z "$nightly" ]; then
-    if [ "$mode" = json ]; then nightly="$PINNED_NIGHTLY"; else nightly=nightly; fi
-fi
+nightly="${VMM_GPT_NIGHTLY:-nightly}"
 have_toolchain() { cargo "+$1" --version >/dev/null 2>&1; }
 
 # Lists without comments.
@@ -117,82 +114,99 @@ IMPORTS="$here/imports.txt"
 LDSCRIPT="$here/kernel-object.ld"
 TARGET_JSON="$here/x86_64-unknown-illumos-kernel.json"
 
-# Kernel code generation on the host target (the json target sets the same
-# in its specification):
-# - kernel code model, static relocations: absolute 32-bit sign-extended
-#   addresses (R_X86_64_32S) as the kernel's C code uses, and no GOT;
-# - no red zone (interrupts run on the kernel stack), no MMX/SSE/AVX and the
-#   soft-float ABI (kernel code must not touch the FPU/SIMD state);
-# - frame pointers (kernel stack traces, DTrace, mdb);
-# - no unwind tables, abort on panic (the kernel never unwinds);
-# - relro-level=off: rustc then leaves out the module flag RtLibUseGOT,
-#   which makes LLVM call memset/memcpy through the GOT (call
-#   *memset@GOTPCREL(%rip), which krtld would turn into a jump into garbage)
-#   when it emits those calls.
-# rustc warns that disabling SSE2 and enabling soft-float on an x86_64 target
-# with a hard-float ABI is being phased out ("will become a hard error"): the
-# flags still take effect here, and the checker proves the result has no
-# SIMD/x87 code.  The json mode needs no such flags.
-HOST_FLAGS=(
-    -C code-model=kernel
-    -C relocation-model=static
-    -C no-redzone=yes
-    -C target-feature=-mmx,-sse,-sse2,-sse3,-ssse3,-sse4.1,-sse4.2,-avx,-avx2,+soft-float
-    -C force-frame-pointers=yes
-    -C force-unwind-tables=no
+# Kernel code generation (the target, x86_64-unknown-none or the json
+# specification, already gives the kernel code model, no red zone and
+# soft-float without SIMD):
+# - static relocations: absolute 32-bit sign-extended addresses
+#   (R_X86_64_32S) as the kernel's C code uses, and no GOT; relro-level=off
+#   keeps rustc from setting the module flag that makes LLVM call
+#   memset/memcpy through the GOT (krtld has none);
+# - frame pointers, and no shrink-wrapping: every function starts with
+#   push %rbp; mov %rsp,%rbp, where DTrace's fbt puts its entry probe
+#   (illumos: -fno-shrink-wrap);
+# - no jump tables: their indirect jmp would be a raw indirect branch
+#   (illumos builds with retpolines); the library's only indirect calls go
+#   through __x86_indirect_thunk_rax itself (src/kernel.rs);
+# - v0 symbol mangling (names without '$', usable in D probe descriptions)
+#   with a fixed crate hash (-C metadata), the same in every build and
+#   variant;
+# - no unwind tables, abort on panic, no debug info (the kernel cannot use
+#   Rust DWARF: no CTF is made from it), one codegen unit, no overflow or
+#   debug-assertion checks (the DEBUG variant's checks are the library's
+#   own cfg), and every warning an error.
+CODEGEN_FLAGS=(
+    -C opt-level=3
+    -C codegen-units=1
     -C panic=abort
+    -C relocation-model=static
     -C relro-level=off
+    -C force-frame-pointers=yes
+    -C llvm-args=-enable-shrink-wrap=false
+    -C jump-tables=no
+    -C force-unwind-tables=no
+    -C symbol-mangling-version=v0
+    -C metadata=vmm_gpt
+    -C debuginfo=0
+    -C debug-assertions=no
+    -C overflow-checks=no
+    --check-cfg 'cfg(vmm_gpt_debug)'
+    --check-cfg 'cfg(test)'
+    --check-cfg 'cfg(feature, values("hosted"))'
+    -D warnings
 )
-
-host_triple="$(rustc -vV | sed -n 's/^host: //p')"
+NONE_TARGET=x86_64-unknown-none
 
 # --- build -----------------------------------------------------------------
 
+# The none mode's target: its precompiled core must be installed (rustup),
+# though the object may use nothing from it (checked in link_object).
+ensure_none_target() {
+    local sysroot
+    sysroot="$(rustc --print sysroot)"
+    if [ -d "$sysroot/lib/rustlib/$NONE_TARGET/lib" ]; then
+        return
+    fi
+    command -v rustup >/dev/null || die "the $NONE_TARGET target is not installed and there is no rustup to add it"
+    note "adding the $NONE_TARGET target (rustup target add $NONE_TARGET)"
+    rustup target add "$NONE_TARGET" >&2 || die "rustup target add $NONE_TARGET failed"
+}
+
 # Builds one variant's staticlib; prints its path.
 build_staticlib() {
-    local v="$1" toolchain=() flags=() target=() zflags=() profile_env=()
-    if [ "$mode" = host ]; then
-        flags=("${HOST_FLAGS[@]}")
-        target=(--target "$host_triple")
-    else
-        toolchain=("+$nightly")
-        target=(--target "$TARGET_JSON")
-        zflags=(-Z build-std=core -Z json-target-spec)
+    local v="$1" cfg=()
+    if [ "$v" = debug ]; then cfg=(--cfg vmm_gpt_debug); fi
+    local dir="$target_dir/$mode-$v"
+    mkdir -p "$dir"
+    if [ "$mode" = none ]; then
+        (
+            cd "$root"
+            unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+            rustc --edition 2021 --crate-type staticlib --crate-name vmm_gpt \
+                --target "$NONE_TARGET" "${CODEGEN_FLAGS[@]}" "${cfg[@]}" \
+                -o "$dir/libvmm_gpt.a" src/lib.rs
+        ) >&2 || die "rustc of the $v variant failed"
+        echo "$dir/libvmm_gpt.a"
+        return
     fi
-    # Debug info is left out: the kernel cannot use Rust DWARF (no CTF is
-    # made from it) and with it rustc puts every function's CFI in .eh_frame.
-    profile_env=(
-        CARGO_PROFILE_RELEASE_DEBUG=0
-        CARGO_PROFILE_RELEASE_LTO=false
-        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-        CARGO_PROFILE_RELEASE_PANIC=abort
-    )
-    if [ "$v" = debug ]; then
-        # ASSERT-class checks (debug_assertions); no overflow checks and no
-        # UB checks, which call into core's panic machinery.
-        toolchain=("+$nightly")
-        profile_env+=(CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=false)
-        flags+=(-Z ub-checks=no)
-    else
-        profile_env+=(CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=false CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=false)
-    fi
-    local encoded="" f
+
+    # json: cargo for -Z build-std; the retpoline target features and the
+    # stack protector are nightly-only and must be in core too.
+    local flags=("${CODEGEN_FLAGS[@]}" -Z stack-protector=strong "${cfg[@]}")
+    local encoded="" f json lib
     for f in "${flags[@]}"; do
         encoded="${encoded:+$encoded$'\x1f'}$f"
     done
-
-    local json
-    # The flags reach only the library (with --target, build scripts are
-    # built without them); nothing from the caller's environment leaks in.
     json="$(
         cd "$root"
         unset RUSTFLAGS RUSTC RUSTDOC CARGO_BUILD_TARGET CARGO_TARGET_DIR
-        env "${profile_env[@]}" CARGO_ENCODED_RUSTFLAGS="$encoded" \
-            cargo "${toolchain[@]}" build --release -p vmm-gpt --lib \
-            "${target[@]}" "${zflags[@]}" --target-dir "$target_dir" \
-            --message-format=json-render-diagnostics
+        env CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_LTO=false \
+            CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_PANIC=abort \
+            VMM_GPT_DEBUG="$([ "$v" = debug ] && echo 1 || echo 0)" \
+            CARGO_ENCODED_RUSTFLAGS="$encoded" \
+            cargo "+$nightly" build --release -p vmm-gpt --lib \
+            --target "$TARGET_JSON" -Z build-std=core -Z json-target-spec \
+            --target-dir "$dir" --message-format=json-render-diagnostics
     )" || die "cargo build of the $v variant failed"
-    local lib
     lib="$(printf '%s\n' "$json" | grep '"reason":"compiler-artifact"' |
         grep '"name":"vmm_gpt"' |
         sed -n 's|.*"\([^"]*/libvmm_gpt[^"/]*\.a\)".*|\1|p' | tail -1)"
@@ -208,10 +222,10 @@ link_object() {
     local lib="$1" dest="$2" v="$3" work="$scratch/$3"
     mkdir -p "$work"
 
-    # The library's own members (rustc names them <crate>-<hash>.*.o); the
+    # The library's own members (<...>.vmm_gpt.<hash>-cgu.N.rcgu.o); the
     # rest of the archive is core and compiler_builtins.
     local members=()
-    mapfile -t members < <("$AR" t "$lib" | grep '^vmm_gpt-.*\.o$')
+    mapfile -t members < <("$AR" t "$lib" | grep -E '[.]vmm_gpt[.][^.]+-cgu[.][0-9]+[.]rcgu[.]o$')
     [ ${#members[@]} -gt 0 ] || die "no vmm_gpt member in $lib"
     (cd "$work" && "$AR" x "$lib" "${members[@]}")
     local objs=()
@@ -285,21 +299,11 @@ link_object() {
 
 build_variant() {
     local v="$1" dest="$2" lib
-    if [ "$v" = debug ] || [ "$mode" = json ]; then
-        if ! have_toolchain "$nightly"; then
-            if [ "$v" = debug ] && [ "$variant" = all ] && [ "$require_debug" = 0 ]; then
-                note "no '$nightly' toolchain: the debug variant (needs -Z ub-checks=no) is skipped"
-                rm -f "$dest"
-                return
-            fi
-            die "the $v variant in $mode mode needs the '$nightly' toolchain (set VMM_GPT_NIGHTLY)"
-        fi
+    if [ "$mode" = json ] && ! have_toolchain "$nightly"; then
+        die "the json mode needs the '$nightly' toolchain with rust-src (set VMM_GPT_NIGHTLY)"
     fi
+    if [ "$mode" = none ]; then ensure_none_target; fi
     note "building the $v variant ($mode mode)"
-    if [ "$mode" = host ]; then
-        note "(rustc's warnings about the mmx, sse2 and soft-float target features are"
-        note " expected on the host target: the flags take effect; see HOST_FLAGS in build.sh)"
-    fi
     lib="$(build_staticlib "$v")"
     link_object "$lib" "$dest" "$v"
 }

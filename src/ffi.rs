@@ -1,6 +1,8 @@
 //! The C surface: the 19 functions of `<sys/vmm_gpt.h>`, with the exact C
 //! signatures.  Each checks its pointers, turns them into references, and
-//! calls the module that holds the behaviour.
+//! calls the module that holds the behaviour; a call that would be in tail
+//! position returns through [`kernel::no_tail`], so every function leaves
+//! through a `ret` of its own (DTrace's fbt return probe, mdb's stack).
 //!
 //! Thread safety is the C contract: `vmm_gpt_populate_region`,
 //! `vmm_gpt_vacate_region` and `vmm_gpt_free` of one GPT are serialized by
@@ -81,19 +83,19 @@ fn reset(func: &CStr, ptep: *mut vmm_gpt_entry_t, (mask, bits): (u64, u64)) -> b
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpt_init(target_impl: *const vmm_pte_impl) -> bool {
     // SAFETY: the C contract: a kernel `const struct vmm_pte_impl`.
-    unsafe { hotpatch::init(target_impl) }
+    kernel::no_tail(unsafe { hotpatch::init(target_impl) })
 }
 
 /// Restores the stubs and uninstalls the format (module unload).
 #[no_mangle]
 pub extern "C" fn vmm_gpt_fini() {
-    hotpatch::fini()
+    kernel::no_tail(hotpatch::fini())
 }
 
 /// Allocates a GPT with an empty root table.
 #[no_mangle]
 pub extern "C" fn vmm_gpt_alloc() -> *mut vmm_gpt_t {
-    Gpt::alloc() as *mut vmm_gpt_t
+    kernel::no_tail(Gpt::alloc() as *mut vmm_gpt_t)
 }
 
 /// Frees a GPT and every table in it, including any still populated or
@@ -102,7 +104,7 @@ pub extern "C" fn vmm_gpt_alloc() -> *mut vmm_gpt_t {
 pub unsafe extern "C" fn vmm_gpt_free(g: *mut vmm_gpt_t) {
     gpt(c"vmm_gpt_free", g);
     // SAFETY: a live GPT from vmm_gpt_alloc(), handed back for good.
-    unsafe { Gpt::free(g as *mut Gpt) }
+    kernel::no_tail(unsafe { Gpt::free(g as *mut Gpt) })
 }
 
 /// Walks to `gpa`, filling `entries[LEVEL4..=depth]`.
@@ -123,7 +125,7 @@ pub unsafe extern "C" fn vmm_gpt_walk(
     // to entries[depth] (vmm_vm.c passes `entries[MAX_GPT_LEVEL]`), which
     // nobody else uses during the call; nothing past depth is touched.
     let entries = unsafe { core::slice::from_raw_parts_mut(entries, depth.idx() + 1) };
-    walk::walk(g, gpa, entries, depth)
+    kernel::no_tail(walk::walk(g, gpa, entries, depth))
 }
 
 /// Starts iterating over the leaf entries of `[addr, addr + len)`.
@@ -140,7 +142,7 @@ pub unsafe extern "C" fn vmm_gpt_iter_init(
         kernel::fail(FUNC, c"iter is NULL");
     }
     // SAFETY: the caller's iterator, exclusively ours for the call.
-    walk::iter_init(unsafe { &mut *iter }, g, gr, addr, len)
+    kernel::no_tail(walk::iter_init(unsafe { &mut *iter }, g, gr, addr, len))
 }
 
 /// The next leaf entry of an iteration, or false at its end.
@@ -155,7 +157,7 @@ pub unsafe extern "C" fn vmm_gpt_iter_next(
     // SAFETY: the caller's iterator (set up by vmm_gpt_iter_init, so its
     // entry pointers are NULL or point into live tables), exclusively ours
     // for the call; `entry` is checked where it is first written.
-    unsafe { walk::iter_next(&mut *iter, entry) }
+    kernel::no_tail(unsafe { walk::iter_next(&mut *iter, entry) })
 }
 
 /// Makes sure the tables for `[addr, addr + len)` exist.
@@ -163,7 +165,7 @@ pub unsafe extern "C" fn vmm_gpt_iter_next(
 pub unsafe extern "C" fn vmm_gpt_populate_region(g: *mut vmm_gpt_t, addr: u64, len: u64) {
     let g = gpt(c"vmm_gpt_populate_region", g);
     // SAFETY: the C contract serializes populate/vacate/free of a GPT.
-    unsafe { region::populate(g, addr, len) }
+    kernel::no_tail(unsafe { region::populate(g, addr, len) })
 }
 
 /// Installs a leaf mapping in an empty entry; false if it was not empty.
@@ -189,26 +191,34 @@ pub unsafe extern "C" fn vmm_gpt_map_at(
 pub unsafe extern "C" fn vmm_gpt_vacate_region(g: *mut vmm_gpt_t, addr: u64, len: u64) {
     let g = gpt(c"vmm_gpt_vacate_region", g);
     // SAFETY: the C contract serializes populate/vacate/free of a GPT.
-    unsafe { region::vacate(g, addr, len) }
+    kernel::no_tail(unsafe { region::vacate(g, addr, len) })
 }
 
 /// Removes the mapping of `gpa`; returns whether there was one.
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpt_unmap(g: *mut vmm_gpt_t, gpa: u64) -> bool {
-    walk::unmap(gpt(c"vmm_gpt_unmap", g), gpa)
+    kernel::no_tail(walk::unmap(gpt(c"vmm_gpt_unmap", g), gpa))
 }
 
 /// Removes every mapping in `[addr, addr + len)`; returns how many there
 /// were.
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpt_unmap_region(g: *mut vmm_gpt_t, addr: u64, len: u64) -> usize {
-    walk::unmap_region(g, gpt(c"vmm_gpt_unmap_region", g), addr, len)
+    kernel::no_tail(walk::unmap_region(
+        g,
+        gpt(c"vmm_gpt_unmap_region", g),
+        addr,
+        len,
+    ))
 }
 
 /// The EPTP / nCR3 of the GPT's root table.
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpt_get_pmtp(g: *mut vmm_gpt_t, track_dirty: bool) -> u64 {
-    hotpatch::get_pmtp(gpt(c"vmm_gpt_get_pmtp", g).root_pfn(), track_dirty)
+    kernel::no_tail(hotpatch::get_pmtp(
+        gpt(c"vmm_gpt_get_pmtp", g).root_pfn(),
+        track_dirty,
+    ))
 }
 
 /// Does the entry map a page?  Fills the PFN and protection where asked.
@@ -253,5 +263,5 @@ pub unsafe extern "C" fn vmm_gpte_query_dirty(ptep: *const vmm_gpt_entry_t) -> b
 pub unsafe extern "C" fn vmm_gpt_can_track_dirty(g: *mut vmm_gpt_t) -> bool {
     // Like the original, this asks the format, not the GPT.
     let _ = g;
-    hotpatch::hw_ad_supported()
+    kernel::no_tail(hotpatch::hw_ad_supported())
 }

@@ -284,9 +284,10 @@ fn panic_if_uninstalled() {
 pub fn get_pmtp(root_pfn: pfn_t, track_dirty: bool) -> u64 {
     panic_if_uninstalled();
     match installed().vpi_get_pmtp {
-        // SAFETY: a function of the installed format, with this signature
-        // (a format is installed: checked above).
-        Some(f) => unsafe { f(root_pfn, track_dirty) },
+        // SAFETY: a function of the installed format (a format is
+        // installed: checked above) taking a pfn_t and a bool (passed
+        // zero-extended, as C passes it) and returning a uint64_t.
+        Some(f) => unsafe { kernel::call_indirect(f as usize, root_pfn, u64::from(track_dirty)) },
         None => kernel::fail(c"vmm_gpt_get_pmtp", c"vpi_get_pmtp is NULL"),
     }
 }
@@ -295,8 +296,10 @@ pub fn get_pmtp(root_pfn: pfn_t, track_dirty: bool) -> u64 {
 pub fn hw_ad_supported() -> bool {
     panic_if_uninstalled();
     match installed().vpi_hw_ad_supported {
-        // SAFETY: as for get_pmtp().
-        Some(f) => unsafe { f() },
+        // SAFETY: as for get_pmtp(): a function of the installed format
+        // taking nothing and returning a bool in %al (the rest of %rax is
+        // unspecified, hence the mask).
+        Some(f) => (unsafe { kernel::call_indirect(f as usize, 0, 0) } & 0xff) != 0,
         None => kernel::fail(c"vmm_gpt_can_track_dirty", c"vpi_hw_ad_supported is NULL"),
     }
 }

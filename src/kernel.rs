@@ -61,6 +61,65 @@ extern "C" {
     pub fn vmm_gpti_parse(pte: u64, pfnp: *mut pfn_t, protp: *mut uint_t) -> bool;
 }
 
+extern "C" {
+    /// The kernel's retpoline thunk for an indirect transfer to `%rax`
+    /// (illumos `uts/intel/ml/retpoline.S`).  illumos builds all kernel code
+    /// with retpolines (`-mindirect-branch=thunk-extern`) and patches the
+    /// thunks at boot into a full retpoline or a plain `jmp *%rax`, as the
+    /// CPU needs: a raw indirect branch in the hypervisor would be a Spectre
+    /// v2 gadget that guests can train.
+    pub fn __x86_indirect_thunk_rax();
+}
+
+/// Calls the C function at `f` with up to two integer-class arguments and
+/// returns its integer-class result (`%rax`), through the retpoline thunk
+/// instead of a raw `call *`.  The library's only indirect calls, to the
+/// installed format's `vpi_get_pmtp` and `vpi_hw_ad_supported`, go through
+/// here.
+///
+/// # Safety
+/// `f` is a C function that takes (at most) these two arguments in this
+/// order and returns a value in `%rax` (or nothing that is then read).
+#[inline(always)]
+pub unsafe fn call_indirect(f: usize, arg0: u64, arg1: u64) -> u64 {
+    let ret: u64;
+    // SAFETY: a call as the C ABI makes it: arguments in %rdi and %rsi,
+    // the target in %rax (where the thunk takes it), every caller-saved
+    // register clobbered, the stack aligned (no `nostack`: the compiler
+    // keeps it aligned for a call and clear of any red zone).  The callee
+    // is the caller's promise.
+    unsafe {
+        core::arch::asm!(
+            "call {thunk}",
+            thunk = sym __x86_indirect_thunk_rax,
+            inout("rax") f as u64 => ret,
+            in("rdi") arg0,
+            in("rsi") arg1,
+            clobber_abi("C"),
+        );
+    }
+    ret
+}
+
+/// Returns `v` only after everything before it: a call whose result (or
+/// whose completion) passes through here cannot become a tail call.
+///
+/// illumos compiles kernel C with `-fno-optimize-sibling-calls`: every
+/// function returns through a `ret` of its own, where DTrace's fbt places
+/// its return probe, and keeps its frame in stack traces.  rustc has no such
+/// switch, so the library ends each call that would otherwise be a tail
+/// call (`jmp` to the callee after popping the frame) with this: an empty
+/// `asm!` block, which the compiler must assume has effects, so the call
+/// must return here first.  `illumos-build/objcheck` fails the kernel
+/// object if any tail call is left.
+#[inline(always)]
+pub fn no_tail<T>(v: T) -> T {
+    // SAFETY: an empty instruction sequence: it touches no register,
+    // memory or flag.
+    unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) };
+    v
+}
+
 /// Ends in a kernel panic with `"<func>: <msg>"`.
 ///
 /// Every failure path of the library goes through one of these `fail_*`
@@ -144,7 +203,7 @@ macro_rules! verify {
 /// kernel), compiled out of release builds, like illumos' `ASSERT`.
 macro_rules! debug_verify {
     ($func:expr, $cond:expr) => {
-        if cfg!(debug_assertions) && !$cond {
+        if cfg!(vmm_gpt_debug) && !$cond {
             $crate::kernel::fail(
                 $func,
                 $crate::kernel::concat_cstr!("ASSERT failed: ", stringify!($cond)),

@@ -191,7 +191,7 @@ pub const fn page_aligned(v: u64) -> bool {
 /// callers say how).
 #[inline]
 pub fn debug_assert_range(func: &core::ffi::CStr, addr: u64, len: u64) {
-    if cfg!(debug_assertions) {
+    if cfg!(vmm_gpt_debug) {
         if !page_aligned(addr) {
             crate::kernel::fail_named(func, c"addr", addr, c"is not page-aligned");
         }

@@ -105,7 +105,7 @@ pub fn map_page(pfn: pfn_t, prot: uint_t, attr: u8) -> u64 {
 #[inline]
 pub unsafe fn parse(pte: u64, pfnp: *mut pfn_t, protp: *mut uint_t) -> bool {
     // SAFETY: as for map_table(); the pointers are the caller's promise.
-    unsafe { kernel::vmm_gpti_parse(pte, pfnp, protp) }
+    kernel::no_tail(unsafe { kernel::vmm_gpti_parse(pte, pfnp, protp) })
 }
 
 /// Does `pte` map anything (a page, or a table)?
@@ -176,7 +176,7 @@ pub unsafe fn map_at_misaligned(
 /// asserts that both map the same page.
 fn already_mapped(new: u64, old: u64) {
     const FUNC: &CStr = c"vmm_gpt_map_at";
-    if cfg!(debug_assertions) {
+    if cfg!(vmm_gpt_debug) {
         let new_pfn = parse_pfn(new);
         let old_pfn = parse_pfn(old);
         debug_verify!(FUNC, new_pfn.is_some());

@@ -150,7 +150,7 @@ fn populate_leaf(l2: &mut L2Dir, s2: &Slot) {
     let covered = pages(s2);
     let refs = l2.leaf_refs(s2.index);
     debug_verify!(FUNC, covered != 0);
-    if cfg!(debug_assertions) && refs as usize + covered as usize > PTE_PER_TABLE {
+    if cfg!(vmm_gpt_debug) && refs as usize + covered as usize > PTE_PER_TABLE {
         kernel::fail_value(
             FUNC,
             c"leaf table reference count overflow at gpa",
@@ -247,11 +247,11 @@ fn next_l1(root: &L4Dir, i4: Idx, i3: Idx, i2: Idx, only_seq: bool) -> Option<No
 
 /// `vmm_gpt_node_next(node, false)`.
 fn next(root: &L4Dir, n: Node) -> Option<Node> {
-    match n {
+    kernel::no_tail(match n {
         Node::L3(i4) => next_l3(root, i4, false),
         Node::L2(i4, i3) => next_l2(root, i4, i3, false),
         Node::L1(i4, i3, i2) => next_l1(root, i4, i3, i2, false),
-    }
+    })
 }
 
 /// A present table's reference count: a leaf table's count, an interior

@@ -153,13 +153,13 @@ pub fn iter_init(
     const FUNC: &CStr = c"vmm_gpt_iter_init";
     debug_assert_range(FUNC, addr, len);
     let end = addr.wrapping_add(len);
-    if cfg!(debug_assertions) && end < addr {
+    if cfg!(vmm_gpt_debug) && end < addr {
         kernel::fail_range(FUNC, addr, len, c"wraps");
     }
     iter.vgi_gpt = gpt_ptr;
     iter.vgi_addr = addr;
     iter.vgi_end = end;
-    iter.vgi_current = walk(gpt, addr, &mut iter.vgi_entries, Level::L1);
+    iter.vgi_current = kernel::no_tail(walk(gpt, addr, &mut iter.vgi_entries, Level::L1));
 }
 
 /// `vmm_gpt_iter_next()`: the next leaf entry in the range whose table
@@ -186,7 +186,7 @@ pub fn iter_next(iter: &mut vmm_gpt_iter_t, entry: *mut vmm_gpt_iter_entry_t) ->
         iter.vgi_current = (gpa & Level::L1.mask()).wrapping_add(Level::L1.entry_len());
         return true;
     }
-    iter_next_slow(iter, entry)
+    kernel::no_tail(iter_next_slow(iter, entry))
 }
 
 /// Hands out an entry of the iteration through the caller's `entry`, which

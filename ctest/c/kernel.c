@@ -411,6 +411,27 @@ atomic_cas_64(volatile uint64_t *target, uint64_t cmp, uint64_t newval)
 }
 
 /* ------------------------------------------------------------------ */
+/* retpoline thunk                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * illumos builds kernel code with -mindirect-branch=thunk-extern: indirect
+ * calls go through __x86_indirect_thunk_<reg> (uts/intel/ml/retpoline.S),
+ * which the kernel patches at boot into a full retpoline or, on CPUs that
+ * need none, a plain indirect jump.  The library calls the format's
+ * vpi_get_pmtp and vpi_hw_ad_supported through the %rax one; here it is the
+ * plain jump.
+ */
+__asm__(
+	"	.text\n"
+	"	.p2align 4\n"
+	"	.globl	__x86_indirect_thunk_rax\n"
+	"	.type	__x86_indirect_thunk_rax, @function\n"
+	"__x86_indirect_thunk_rax:\n"
+	"	jmp	*%rax\n"
+	"	.size	__x86_indirect_thunk_rax, . - __x86_indirect_thunk_rax\n");
+
+/* ------------------------------------------------------------------ */
 /* hat / as                                                            */
 /* ------------------------------------------------------------------ */
 

@@ -17,28 +17,18 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Besides the 19 functions: the panic target of the stubs and the
-/// "no format" implementation.
-const OTHER_EXPORTS: [&str; 2] = ["vmm_gpt_impl_panic", "vmm_pte_uninit_impl"];
+/// The names of one of illumos-build's lists (one a line, `#` comments):
+/// the kernel object's exports and what it may import, which the shipped
+/// staticlib must match as well.
+fn list(text: &'static str) -> BTreeSet<&'static str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
 
-const IMPORTS: [&str; 16] = [
-    "kmem_zalloc",
-    "kmem_free",
-    "hat_getpfnum",
-    "kas",
-    "hat_kpm_pfn2va",
-    "hot_patch_kernel_text",
-    "modgetsymname",
-    "cmn_err",
-    "panic",
-    "vmm_gpti_map_table",
-    "vmm_gpti_map_page",
-    "vmm_gpti_parse",
-    "memcpy",
-    "memmove",
-    "memset",
-    "memcmp",
-];
+const EXPORTS: &str = include_str!("../../illumos-build/exports.txt");
+const IMPORTS: &str = include_str!("../../illumos-build/imports.txt");
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -121,13 +111,13 @@ fn staticlib_exports_and_imports_exactly_the_c_interface() {
         .map(String::as_str)
         .filter(|n| !is_mangled(n))
         .collect();
-    let exports: BTreeSet<&str> = common::FUNCTIONS.into_iter().chain(OTHER_EXPORTS).collect();
+    let exports = list(EXPORTS);
     assert_eq!(
         unmangled, exports,
         "global definitions of the library's object"
     );
 
-    let imports: BTreeSet<&str> = IMPORTS.into_iter().collect();
+    let imports = list(IMPORTS);
     let extra: Vec<&String> = undefined
         .iter()
         .filter(|n| !imports.contains(n.as_str()))
