@@ -199,7 +199,7 @@ macro_rules! verify {
     };
 }
 
-/// `ASSERT(cond)`: checked in debug builds (`debug_assertions`, the DEBUG
+/// `ASSERT(cond)`: checked in DEBUG builds (`cfg(vmm_gpt_debug)`, the DEBUG
 /// kernel), compiled out of release builds, like illumos' `ASSERT`.
 macro_rules! debug_verify {
     ($func:expr, $cond:expr) => {

@@ -40,13 +40,25 @@
 //!
 //! ## Failure
 //!
-//! These calls have no error returns.  Bad input ends in a kernel `panic()`
-//! naming the function and the values: the original's `VERIFY`s and checks
-//! where going on would corrupt the tree are checked in every build, its
-//! `ASSERT`s in debug builds (`debug_assertions`, as in a DEBUG kernel).
+//! These calls have no error returns.  What they do with input outside the
+//! consumer's contract follows the original as illumos ships it
+//! (`docs/checks.md` has every check):
+//! - a non-DEBUG build never panics where the non-DEBUG original, which
+//!   production illumos runs, completes without corrupting memory or the
+//!   table tree, and returns what it returns, leaving the same tables and
+//!   entries (user space reaches some of these calls with any values);
+//! - every build panics where the original would crash or corrupt the
+//!   tree, with a kernel `panic()` naming the function and the values;
+//! - a DEBUG build (`cfg(vmm_gpt_debug)`, as a DEBUG kernel: build.rs, or
+//!   `--cfg` from illumos-build/build.sh) also panics where the original's
+//!   `ASSERT`s do.
+//!
 //! Rust panics are not reachable in practice; the panic handler calls the
 //! kernel's `panic()` anyway.  The library never allocates except through
 //! `kmem_zalloc`/`kmem_free`, never unwinds, and uses no floating point.
+//! Every call that would be a tail call returns through
+//! [`kernel::no_tail`], and the only indirect calls go through the
+//! retpoline thunk ([`kernel::call_indirect`]), as illumos compiles C.
 
 #![cfg_attr(not(any(test, feature = "hosted")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
