@@ -404,6 +404,21 @@ fn main() {
     // dynamic symbol table.
     println!("cargo:rustc-link-arg-tests=-rdynamic");
 
+    // Whether the library linked into the Rust test targets (c_unit) is a
+    // DEBUG build, by the library's own rule (its build.rs): VMM_GPT_DEBUG=1
+    // or 0, else the profile's debug assertions, which this package shares
+    // with the library.
+    println!("cargo:rerun-if-env-changed=VMM_GPT_DEBUG");
+    let library_debug = match env::var("VMM_GPT_DEBUG").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_some(),
+    };
+    println!(
+        "cargo:rustc-env=VMM_GPT_LIBRARY_DEBUG={}",
+        u8::from(library_debug)
+    );
+
     // kernel.c tells valgrind about its code patches through a client
     // request from <valgrind/valgrind.h> (shipped with valgrind); without the
     // header, c_unit.rs has valgrind check all code for changes instead.

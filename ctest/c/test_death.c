@@ -282,8 +282,8 @@ expect_region_panic(int line, const region_op_t *op, vmm_gpt_t *gpt,
 	char msg[200];
 
 	region_msg(msg, sizeof (msg), op->ro_name, fmt, v1, v2);
-	(void) vtest_expect_panic_at(__FILE__, line, op->ro_fn, &ra, flags,
-	    msg, ref);
+	vtest_expect_panic_at(__FILE__, line, op->ro_fn, &ra, flags, msg,
+	    ref);
 }
 
 /*

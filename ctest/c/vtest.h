@@ -139,12 +139,12 @@ void vtest_fail(const char *file, int line, const char *fmt, ...)
 #define	VT_DEATH_LIBRARY_ONLY		0x1u
 #define	VT_DEATH_DEBUG_ONLY		0x2u
 #define	VT_DEATH_LIBRARY_ONLY_NDEBUG	0x4u
-bool vtest_expect_panic_at(const char *file, int line,
+void vtest_expect_panic_at(const char *file, int line,
     void (*fn)(void *), void *arg, unsigned flags,
     const char *library_msg, const char *reference_msg);
 #define	VT_EXPECT_PANIC(fn, arg, flags, lib_msg, ref_msg)		\
-	((void) vtest_expect_panic_at(__FILE__, __LINE__, (fn), (arg),	\
-	    (flags), (lib_msg), (ref_msg)))
+	vtest_expect_panic_at(__FILE__, __LINE__, (fn), (arg), (flags),	\
+	    (lib_msg), (ref_msg))
 
 /*
  * A death test of a check that only DEBUG builds make (the original's

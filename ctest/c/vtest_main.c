@@ -414,7 +414,7 @@ vt_death_skip(const char *why)
 static void vt_expect_panic(const char *file, int line, void (*fn)(void *),
     void *arg, const char *want);
 
-bool
+void
 vtest_expect_panic_at(const char *file, int line, void (*fn)(void *),
     void *arg, unsigned flags, const char *library_msg,
     const char *reference_msg)
@@ -431,19 +431,34 @@ vtest_expect_panic_at(const char *file, int line, void (*fn)(void *),
 		vtest_fail(file, line, "death test: bad flags 0x%x", flags);
 	}
 	if (vtest_reference && (flags & VT_DEATH_LIBRARY_ONLY) != 0) {
-		vt_death_skip("library-only: the original does not panic");
-		return (false);
+		vt_death_skip("library-only: the original does not panic here; "
+		    "the test says what it does");
+		return;
 	}
 	if (vtest_reference && !vtest_debug &&
 	    (flags & VT_DEATH_LIBRARY_ONLY_NDEBUG) != 0) {
-		vt_death_skip("the non-DEBUG original has no check here (an "
-		    "ASSERT) and crashes or corrupts memory instead");
-		return (false);
+		vt_death_skip("the non-DEBUG original has only an ASSERT here, "
+		    "compiled out, and crashes or corrupts memory instead; the "
+		    "test says how");
+		return;
 	}
 	vt_expect_panic(file, line, fn, arg,
 	    vtest_reference ? reference_msg : library_msg);
 	vt_deaths_checked++;
-	return (false);
+}
+
+/* Where a DEBUG-only check runs in a non-DEBUG build, for the panic hook. */
+static const char *vt_ndebug_file;
+static int vt_ndebug_line;
+
+/* Says why a panic in a non-DEBUG build fails the test. */
+static void
+vt_ndebug_panic_hook(void)
+{
+	(void) fprintf(stderr, "%s:%d: a non-DEBUG build panicked on a check "
+	    "that only DEBUG builds make (the non-DEBUG original goes on "
+	    "here)\n", vt_ndebug_file, vt_ndebug_line);
+	(void) fflush(stderr);
 }
 
 bool
@@ -457,7 +472,12 @@ vtest_expect_debug_panic_at(const char *file, int line, void (*fn)(void *),
 		 * where a panic fails the test, and the caller checks what
 		 * it did.
 		 */
+		vt_ndebug_file = file;
+		vt_ndebug_line = line;
+		const ktest_panic_hook_t old =
+		    ktest_set_panic_hook(vt_ndebug_panic_hook);
 		fn(arg);
+		(void) ktest_set_panic_hook(old);
 		return (true);
 	}
 	vt_expect_panic(file, line, fn, arg,

@@ -1,8 +1,9 @@
 //! The C unit tests (`ctest/c/test_*.c`, built and linked in by build.rs)
-//! against the Rust library, as this profile builds it: with
-//! `debug_assertions` (the test profile), a DEBUG build, whose
-//! counterparts of the original's `ASSERT`s are live; the runner is told
-//! so.
+//! against the Rust library, as this profile builds it: with the test
+//! profile's debug assertions a DEBUG build (`cfg(vmm_gpt_debug)`, unless
+//! `VMM_GPT_DEBUG=0`), whose counterparts of the original's `ASSERT`s are
+//! live; the runner is told which (build.rs decides as the library's
+//! build.rs does).
 //!
 //! Runs the vtest runner natively; then, unless this already is that run,
 //! re-runs this executable under valgrind:
@@ -49,12 +50,14 @@ fn run_vtest(args: &[OsString]) -> i32 {
     let mut argv: Vec<*mut c_char> = cargs.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(ptr::null_mut());
     let argc = c_int::try_from(cargs.len()).expect("too many arguments");
+    // Whether the library is a DEBUG build: build.rs applies its rule
+    // (VMM_GPT_DEBUG, else the profile's debug assertions: the test profile
+    // has them).
+    let debug = env!("VMM_GPT_LIBRARY_DEBUG") == "1";
     // SAFETY: argv holds argc valid NUL-terminated strings (kept alive by
     // cargs) and a final NULL, as C's main() gets them; vtest_main does not
     // keep them past its return.
-    // The library is built in this test's profile: DEBUG when it has
-    // debug_assertions, as the test profile does.
-    unsafe { vtest_main(argc, argv.as_mut_ptr(), false, cfg!(debug_assertions)) }
+    unsafe { vtest_main(argc, argv.as_mut_ptr(), false, debug) }
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {

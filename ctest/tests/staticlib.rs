@@ -11,8 +11,6 @@
 // needs the library.
 use vmm_gpt as _;
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
