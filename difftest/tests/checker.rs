@@ -733,8 +733,13 @@ fn doctored(name: &'static str, doctor: impl FnOnce(&mut Api)) -> &'static Api {
         ..*r
     };
     doctor(&mut api);
-    Box::leak(Box::new(api))
+    let api: &'static Api = Box::leak(Box::new(api));
+    // Kept reachable (LeakSanitizer, in the sanitizer configuration).
+    DOCTORED.lock().unwrap_or_else(|p| p.into_inner()).push(api);
+    api
 }
+
+static DOCTORED: std::sync::Mutex<Vec<&'static Api>> = std::sync::Mutex::new(Vec::new());
 
 /// The length of `[addr, addr + len)` with its end clamped to the last page
 /// below 2^64 if it wraps.

@@ -27,7 +27,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vmm_gpt_difftest::{
     generate, reference_available, reference_source, sanitized, shrink, spawn, sys, Child, Format,
-    Outcome, Stats,
+    Outcome, Side, Stats,
 };
 
 const DEFAULT_OPS: u64 = 1_000_000;
@@ -145,8 +145,13 @@ fn main() {
                 status,
             } => {
                 failure = failed(format!(
-                    "the run ended without a verdict ({status}) in op #{op_index:?}, side \
-                     {side:?}"
+                    "the run ended without a verdict ({status}) in op #{}, in the {}",
+                    op_index.map_or("?".into(), |i| i.to_string()),
+                    match side {
+                        Some(Side::Lib) => sys::library().name,
+                        Some(Side::Ref) => "original",
+                        None => "?",
+                    }
                 ))
             }
         }

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use vmm_gpt_difftest::sys::{self, Api};
 use vmm_gpt_difftest::{
-    generate, reference_available, shrink, spawn, Child, Format, GenConfig, Outcome, Stats,
+    generate, reference_available, shrink, spawn, Child, Format, GenConfig, Outcome, Side, Stats,
 };
 
 const DEFAULT_OPS: u64 = 100_000;
@@ -115,7 +115,15 @@ fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Resul
                 op_index,
                 side,
                 status,
-            } => format!("ended without a verdict ({status}) in op #{op_index:?}, side {side:?}"),
+            } => format!(
+                "ended without a verdict ({status}) in op #{}, in the {}",
+                op_index.map_or("?".into(), |i| i.to_string()),
+                match side {
+                    Some(Side::Lib) => api.name,
+                    Some(Side::Ref) => "original",
+                    None => "?",
+                }
+            ),
         };
         failure = Some((job.seed, job.format, job.len, what));
     }
