@@ -485,6 +485,21 @@ fn main() {
     let require = env_is_1("VMM_GPT_REQUIRE_REFERENCE");
     let sanitize = env_is_1("VMM_GPT_SANITIZE");
 
+    // Whether the library linked as a crate is a DEBUG build, by its own
+    // rule (its build.rs: `cfg(vmm_gpt_debug)`): VMM_GPT_DEBUG=1 or 0, else
+    // the profile's debug assertions, which this package shares with it.
+    // `sys::LIB.debug`, which picks the original it is compared with.
+    println!("cargo:rerun-if-env-changed=VMM_GPT_DEBUG");
+    let library_debug = match env::var("VMM_GPT_DEBUG").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_some(),
+    };
+    println!("cargo::rustc-check-cfg=cfg(vmm_gpt_library_debug)");
+    if library_debug {
+        println!("cargo:rustc-cfg=vmm_gpt_library_debug");
+    }
+
     // 1. The kernel stand-in.  Linked whole: kernel.c's constructor
     // (pthread_atfork) is reached by nothing else.
     let mut build = cc::Build::new();

@@ -3,7 +3,7 @@
 //!
 //! | table | what | build | present with |
 //! | --- | --- | --- | --- |
-//! | [`LIB`] | the library linked as a Rust crate (`vmm_gpt::ffi`) | DEBUG when this crate is built with `debug_assertions` (the test profile), else non-DEBUG | always |
+//! | [`LIB`] | the library linked as a Rust crate (`vmm_gpt::ffi`) | DEBUG (`cfg(vmm_gpt_debug)`) with `VMM_GPT_DEBUG=1`, or unset and debug assertions on (the test profile); else non-DEBUG | always |
 //! | [`reference`] | the original `vmm_gpt.c`, `-DDEBUG` (`ref_*`) | DEBUG | `cfg(vmm_gpt_reference)` (`ILLUMOS_GATE`) |
 //! | [`reference_ndebug`] | the original without `DEBUG` (`ref_ndebug_*`) | non-DEBUG | the same |
 //! | [`kernel_object`] | `target/kernel/vmm_gpt.o` (`kobj_*`) | non-DEBUG | `VMM_GPT_KERNEL_OBJECT` |
@@ -95,9 +95,10 @@ pub static LIB: Api = {
     Api {
         name: "library",
         domain: LIB_DOMAIN,
-        // The library's ASSERT-class checks are `debug_assertions`, which
-        // the profile sets for it and this crate alike.
-        debug: cfg!(debug_assertions),
+        // The library is a DEBUG build (`cfg(vmm_gpt_debug)`) by its own
+        // rule, which build.rs follows: VMM_GPT_DEBUG, else the profile's
+        // debug assertions.
+        debug: cfg!(vmm_gpt_library_debug),
         init: vmm_gpt_init,
         fini: vmm_gpt_fini,
         alloc: vmm_gpt_alloc,

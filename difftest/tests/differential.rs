@@ -1,10 +1,11 @@
 //! The differential run: generated sequences applied to the library and to
 //! the original of its build side by side, everything compared (see the
 //! crate docs).  In the test profile the library is a DEBUG build
-//! (`debug_assertions`) and is compared with the DEBUG original; with
-//! `--release` it is a non-DEBUG build compared with the non-DEBUG
-//! original, and the generator adds the inputs only the original's
-//! `ASSERT`s reject (wrapping and unaligned iteration ranges).
+//! (`cfg(vmm_gpt_debug)`, from the profile's debug assertions) and is
+//! compared with the DEBUG original; with `--release` or `VMM_GPT_DEBUG=0`
+//! it is a non-DEBUG build compared with the non-DEBUG original, and the
+//! generator adds the inputs only the original's `ASSERT`s reject
+//! (wrapping and unaligned ranges).
 //!
 //! | variable | default | |
 //! | --- | --- | --- |
