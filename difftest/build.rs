@@ -58,7 +58,7 @@ const ORIGINAL: &str = "usr/src/uts/intel/io/vmm/vmm_gpt.c";
 /// ASan's ODR indicator of a global `x` is `__odr_asan.x`: renamed along.
 const ODR: &str = "__odr_asan.";
 
-/// The 21 global symbols the original defines (illumos-abi.md).
+/// The 21 global symbols the original defines (docs/abi.md).
 const DEFINED: [&str; 21] = [
     "vmm_gpt_init",
     "vmm_gpt_fini",
@@ -446,7 +446,7 @@ fn build_originals(dirs: &Dirs, gate: &Path, sanitize: bool) {
         let expected = sorted(DEFINED.iter().map(|s| s.to_string()));
         if defined != expected {
             fail(&format!(
-                "{} defines {defined:?}, not the 21 symbols of illumos-abi.md",
+                "{} defines {defined:?}, not the 21 symbols of docs/abi.md",
                 copy.what
             ));
         }

@@ -4,7 +4,7 @@
 //! against: cbindgen generates `include/sys/vmm_gpt.h` from this file (and
 //! the prototypes in [`crate::ffi`]), and the `ctest` crate checks these
 //! definitions against that header.  The layouts must stay exactly as
-//! `illumos-abi.md` describes them.
+//! `docs/abi.md` describes them.
 //!
 //! This file must compile on its own, without external crates: the `ctest`
 //! crate expands it in a crate of its own.

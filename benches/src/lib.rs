@@ -624,7 +624,7 @@ impl Bench {
             if let Some(mut g) = g.take() {
                 set_domain(self.apis[i].domain);
                 // As vmspace does: the original cannot free a populated
-                // GPT (illumos-abi.md, "A defect of the original").
+                // GPT (docs/abi.md, "The defect the library fixes").
                 g.gpt.unmap_region(BASE, self.scale.large);
                 g.gpt.vacate(BASE, self.scale.large);
                 g.gpt.free();

@@ -1,7 +1,7 @@
 /*
  * Compile-time ABI parity checks of the headers under test
  * (include/sys/vmm_gpt.h, include/sys/vmm_gpt_impl.h) against the facts of
- * docs/illumos-abi.md.  Nothing here runs: the file compiles (with
+ * docs/abi.md.  Nothing here runs: the file compiles (with
  * -Werror=incompatible-pointer-types) or the build fails.
  *
  * - layouts: _Static_assert on sizeof/offsetof/_Generic types;
@@ -128,7 +128,7 @@ _Static_assert(SAME_TYPE(((struct vmm_pte_impl *)0)->vpi_bit_dirty,
     uint64_t), "vpi_bit_dirty is uint64_t");
 
 /*
- * The field function-pointer types, spelled as in illumos-abi.md, against
+ * The field function-pointer types, spelled as in docs/abi.md, against
  * the test formats' fields (locals: a field read is not a constant
  * initializer).  Never called.
  */

@@ -80,7 +80,7 @@ extern void vmm_gpti_parse(void);
 extern void vmm_gpt_impl_panic(void);
 extern const struct vmm_pte_impl vmm_pte_uninit_impl;
 
-/* Test PTE formats, written from pte-formats.md (pte_ept.c, pte_rvi.c). */
+/* Test PTE formats, written from docs/pte-formats.md (pte_ept.c, pte_rvi.c). */
 extern const struct vmm_pte_impl ept_pte_impl;
 extern const struct vmm_pte_impl rvi_pte_impl;
 

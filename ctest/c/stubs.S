@@ -1,6 +1,6 @@
 /*
  * The three PTE-format indirection stubs that vmm_gpt calls on its hot path
- * (see "The hot-patch contract" in illumos-abi.md).  Each is a single 5-byte
+ * (see "The hot-patch contract" in docs/abi.md).  Each is a single 5-byte
  * near jump, opcode 0xE9 with a signed 32-bit displacement from the end of
  * the instruction, initially to vmm_gpt_impl_panic; vmm_gpt_init() rewrites
  * the displacement to the installed format's function and vmm_gpt_fini()

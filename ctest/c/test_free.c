@@ -4,7 +4,7 @@
  * A new GPT owns one table page, its (empty) root.  Freeing a GPT returns
  * every allocation it made.  The original vmm_gpt_free() only manages that
  * for a GPT whose regions were all vacated: with populated regions left it
- * panics (see "A defect of the original" in illumos-abi.md).  The library
+ * panics (see "The defect the library fixes" in docs/abi.md).  The library
  * frees every table then, mapped entries or not; those tests are
  * VT_LIBRARY_ONLY.  Beyond the checks here, the runner fails any test that
  * leaves an allocation live.

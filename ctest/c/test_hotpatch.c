@@ -1,5 +1,5 @@
 /*
- * Tests of the hot-patch contract (illumos-abi.md, "The hot-patch contract").
+ * Tests of the hot-patch contract (docs/abi.md, "The hot-patch contract").
  *
  * The library calls the PTE format only through three 5-byte near-jmp stubs
  * (stubs.S): vmm_gpti_map_table, vmm_gpti_map_page and vmm_gpti_parse.

@@ -1,6 +1,6 @@
 /*
  * Hostile inputs: what user space and guests can hand the calls they reach
- * (illumos vmm_vm.c; ../shared/docs/consumer.md), and the degenerate
+ * (illumos vmm_vm.c; docs/consumer.md), and the degenerate
  * populates and vacates, checked against what the non-DEBUG original, the
  * build production illumos runs, does with them.  A non-DEBUG build must
  * return exactly what it returns and leave the same tables and entries; a

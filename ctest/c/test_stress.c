@@ -1,6 +1,6 @@
 /*
  * Concurrency stress tests, for what the kernel does concurrently with the
- * GPT (illumos-abi.md, "How the consumer uses it"):
+ * GPT (docs/consumer.md, "The calls"):
  *
  * - vCPU page faults on the same pages race to vmm_gpt_walk(LEVEL1) and
  *   vmm_gpt_map_at(): exactly one map may win per entry, all see the same

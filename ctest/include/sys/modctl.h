@@ -1,6 +1,6 @@
 /*
  * Userland stand-in for the illumos <sys/modctl.h>: symbol lookup.
- * The type is the one of illumos-abi.md (const char *).
+ * The type is the one of docs/abi.md (const char *).
  */
 #ifndef _VMM_CTEST_SYS_MODCTL_H
 #define	_VMM_CTEST_SYS_MODCTL_H

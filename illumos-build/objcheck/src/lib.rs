@@ -4,7 +4,7 @@
 //! `illumos-build/build.sh`) with GNU binutils and reports every property
 //! that decides whether the illumos kernel can link and run it, and whether
 //! DTrace and mdb see it as they see the kernel's C code
-//! (`../shared/docs/kernel-object.md`):
+//! (`docs/kernel-object.md`):
 //!
 //! | rule | fails on |
 //! | --- | --- |
@@ -1194,7 +1194,7 @@ pub fn compare(columns: &[(&str, &Report)]) -> String {
 
 /// The flags illumos-gate gives gcc for an amd64 kernel module
 /// (`Makefile.master`, `uts/Makefile.uts`, `uts/intel/Makefile.intel`
-/// through `cw`; see kernel-object.md), and `-fno-omit-frame-pointer` for
+/// through `cw`; see docs/kernel-object.md), and `-fno-omit-frame-pointer` for
 /// illumos' gcc, which never omits the frame pointer.  [`kernel_cflags`]
 /// leaves out those the compiler here rejects: `-msave-args` exists only in
 /// illumos' gcc, `-fno-clone-functions` not in gcc 12.
