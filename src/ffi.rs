@@ -89,7 +89,8 @@ pub unsafe extern "C" fn vmm_gpt_init(target_impl: *const vmm_pte_impl) -> bool 
 /// Restores the stubs and uninstalls the format (module unload).
 #[no_mangle]
 pub extern "C" fn vmm_gpt_fini() {
-    kernel::no_tail(hotpatch::fini())
+    hotpatch::fini();
+    kernel::no_tail_here();
 }
 
 /// Allocates a GPT with an empty root table.
@@ -104,7 +105,8 @@ pub extern "C" fn vmm_gpt_alloc() -> *mut vmm_gpt_t {
 pub unsafe extern "C" fn vmm_gpt_free(g: *mut vmm_gpt_t) {
     gpt(c"vmm_gpt_free", g);
     // SAFETY: a live GPT from vmm_gpt_alloc(), handed back for good.
-    kernel::no_tail(unsafe { Gpt::free(g as *mut Gpt) })
+    unsafe { Gpt::free(g as *mut Gpt) };
+    kernel::no_tail_here();
 }
 
 /// Walks to `gpa`, filling `entries[LEVEL4..=depth]`.
@@ -142,7 +144,8 @@ pub unsafe extern "C" fn vmm_gpt_iter_init(
         kernel::fail(FUNC, c"iter is NULL");
     }
     // SAFETY: the caller's iterator, exclusively ours for the call.
-    kernel::no_tail(walk::iter_init(unsafe { &mut *iter }, g, gr, addr, len))
+    walk::iter_init(unsafe { &mut *iter }, g, gr, addr, len);
+    kernel::no_tail_here();
 }
 
 /// The next leaf entry of an iteration, or false at its end.
@@ -165,7 +168,8 @@ pub unsafe extern "C" fn vmm_gpt_iter_next(
 pub unsafe extern "C" fn vmm_gpt_populate_region(g: *mut vmm_gpt_t, addr: u64, len: u64) {
     let g = gpt(c"vmm_gpt_populate_region", g);
     // SAFETY: the C contract serializes populate/vacate/free of a GPT.
-    kernel::no_tail(unsafe { region::populate(g, addr, len) })
+    unsafe { region::populate(g, addr, len) };
+    kernel::no_tail_here();
 }
 
 /// Installs a leaf mapping in an empty entry; false if it was not empty.
@@ -191,7 +195,8 @@ pub unsafe extern "C" fn vmm_gpt_map_at(
 pub unsafe extern "C" fn vmm_gpt_vacate_region(g: *mut vmm_gpt_t, addr: u64, len: u64) {
     let g = gpt(c"vmm_gpt_vacate_region", g);
     // SAFETY: the C contract serializes populate/vacate/free of a GPT.
-    kernel::no_tail(unsafe { region::vacate(g, addr, len) })
+    unsafe { region::vacate(g, addr, len) };
+    kernel::no_tail_here();
 }
 
 /// Removes the mapping of `gpa`; returns whether there was one.

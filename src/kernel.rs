@@ -114,10 +114,17 @@ pub unsafe fn call_indirect(f: usize, arg0: u64, arg1: u64) -> u64 {
 /// object if any tail call is left.
 #[inline(always)]
 pub fn no_tail<T>(v: T) -> T {
+    no_tail_here();
+    v
+}
+
+/// [`no_tail`] for a call made as a statement: put right after it, the
+/// call returns here before the function goes on to its own `ret`.
+#[inline(always)]
+pub fn no_tail_here() {
     // SAFETY: an empty instruction sequence: it touches no register,
     // memory or flag.
     unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) };
-    v
 }
 
 /// Ends in a kernel panic with `"<func>: <msg>"`.

@@ -73,7 +73,8 @@ unsafe fn kzalloc<T>() -> *mut T {
 /// `p` came from `kzalloc::<T>()` and is not used afterwards.
 unsafe fn kfree<T>(p: *mut T) {
     // SAFETY: the caller passes an allocation of exactly size_of::<T>().
-    kernel::no_tail(unsafe { kernel::kmem_free(p as *mut c_void, size_of::<T>()) })
+    unsafe { kernel::kmem_free(p as *mut c_void, size_of::<T>()) };
+    kernel::no_tail_here();
 }
 
 /// A table page owned by the tree, with its host PFN.

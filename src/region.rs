@@ -100,7 +100,8 @@ pub unsafe fn populate(gpt: &Gpt, addr: u64, len: u64) {
         // nothing, since no address is below the end.
         let l3 = root.child_or_create(Level::L4.index(addr));
         let l2 = l3.child_or_create(Level::L3.index(addr));
-        kernel::no_tail(l2.leaf_or_create(Level::L2.index(addr)));
+        l2.leaf_or_create(Level::L2.index(addr));
+        kernel::no_tail_here();
         return;
     }
     if end > GPA_SPACE_END {
@@ -112,7 +113,8 @@ pub unsafe fn populate(gpt: &Gpt, addr: u64, len: u64) {
         // same single slot at each level, with more bookkeeping.
         let l3 = root.child_or_create(Level::L4.index(addr));
         let l2 = l3.child_or_create(Level::L3.index(addr));
-        kernel::no_tail(populate_leaf(l2, &s2));
+        populate_leaf(l2, &s2);
+        kernel::no_tail_here();
         return;
     }
     for s4 in slots(Level::L4, 0, addr, end) {
