@@ -139,12 +139,12 @@ pub unsafe extern "C" fn vmm_gpt_iter_init(
     len: u64,
 ) {
     const FUNC: &CStr = c"vmm_gpt_iter_init";
-    let gr = gpt(FUNC, g);
+    let g = gpt(FUNC, g);
     if iter.is_null() {
         kernel::fail(FUNC, c"iter is NULL");
     }
     // SAFETY: the caller's iterator, exclusively ours for the call.
-    walk::iter_init(unsafe { &mut *iter }, g, gr, addr, len);
+    walk::iter_init(unsafe { &mut *iter }, g, addr, len);
     kernel::no_tail_here();
 }
 
@@ -210,7 +210,6 @@ pub unsafe extern "C" fn vmm_gpt_unmap(g: *mut vmm_gpt_t, gpa: u64) -> bool {
 #[no_mangle]
 pub unsafe extern "C" fn vmm_gpt_unmap_region(g: *mut vmm_gpt_t, addr: u64, len: u64) -> usize {
     kernel::no_tail(walk::unmap_region(
-        g,
         gpt(c"vmm_gpt_unmap_region", g),
         addr,
         len,

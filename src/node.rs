@@ -41,7 +41,7 @@ use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
 
-use crate::abi::pfn_t;
+use crate::abi::{pfn_t, vmm_gpt_t};
 use crate::kernel::{self, verify, KM_SLEEP};
 use crate::level::{Idx, PAGESIZE, PTE_PER_TABLE};
 use crate::pte::{self, Pte};
@@ -543,6 +543,12 @@ impl Gpt {
         // SAFETY: the root table lives as long as the GPT; its entries are
         // atomics, so shared access is sound while others change them.
         unsafe { &*self.root_table }
+    }
+
+    /// The C handle of this GPT (`vmm_gpt_t *`): the `Gpt` itself, which
+    /// C sees as an incomplete type.
+    pub fn handle(&self) -> *mut vmm_gpt_t {
+        self as *const Gpt as *mut vmm_gpt_t
     }
 
     /// The host PFN of the root table.

@@ -14,7 +14,7 @@
 use core::ffi::CStr;
 use core::ptr;
 
-use crate::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t, MAX_GPT_LEVEL};
+use crate::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, MAX_GPT_LEVEL};
 use crate::kernel::{self, debug_verify};
 use crate::level::{debug_assert_range, ptep_index, Level, LEVELS, MAX_NODE_IDX};
 use crate::node::{Gpt, Table};
@@ -143,20 +143,14 @@ fn walk_advance(gpa: u64, entries: &mut Entries, depth: Level) -> u64 {
 /// wrapping range (user space can pass one: `VM_TRACK_DIRTY_PAGES` does
 /// not check, docs/consumer.md).  An unaligned start is rounded down by
 /// the walk, as in the original.
-pub fn iter_init(
-    iter: &mut vmm_gpt_iter_t,
-    gpt_ptr: *mut vmm_gpt_t,
-    gpt: &Gpt,
-    addr: u64,
-    len: u64,
-) {
+pub fn iter_init(iter: &mut vmm_gpt_iter_t, gpt: &Gpt, addr: u64, len: u64) {
     const FUNC: &CStr = c"vmm_gpt_iter_init";
     debug_assert_range(FUNC, addr, len);
     let end = addr.wrapping_add(len);
     if cfg!(vmm_gpt_debug) && end < addr {
         kernel::fail_range(FUNC, addr, len, c"wraps");
     }
-    iter.vgi_gpt = gpt_ptr;
+    iter.vgi_gpt = gpt.handle();
     iter.vgi_addr = addr;
     iter.vgi_end = end;
     iter.vgi_current = kernel::no_tail(walk(gpt, addr, &mut iter.vgi_entries, Level::L1));
@@ -237,7 +231,7 @@ pub fn unmap(gpt: &Gpt, gpa: u64) -> bool {
 
 /// `vmm_gpt_unmap_region()`: clears every leaf entry of `[addr, addr +
 /// len)`; returns how many mapped a page.
-pub fn unmap_region(gpt_ptr: *mut vmm_gpt_t, gpt: &Gpt, addr: u64, len: u64) -> usize {
+pub fn unmap_region(gpt: &Gpt, addr: u64, len: u64) -> usize {
     let mut iter = vmm_gpt_iter_t {
         vgi_gpt: ptr::null_mut(),
         vgi_addr: 0,
@@ -252,7 +246,7 @@ pub fn unmap_region(gpt_ptr: *mut vmm_gpt_t, gpt: &Gpt, addr: u64, len: u64) -> 
     // The original's ASSERTs, under this function's name; the wrap is
     // vmm_gpt_iter_init's.
     debug_assert_range(c"vmm_gpt_unmap_region", addr, len);
-    iter_init(&mut iter, gpt_ptr, gpt, addr, len);
+    iter_init(&mut iter, gpt, addr, len);
     let mut unmapped = 0;
     while iter_next(&mut iter, &mut entry) {
         // SAFETY: the iterator yields entries of live leaf tables.
