@@ -140,9 +140,17 @@ struct Chunk<T> {
 /// two-page regions 8 KiB apart (79 leaf tables under one `LEVEL2` table;
 /// benches/README.md).  Now the pointers cost 64 bytes plus 512 per chunk
 /// in use; a full `LEVEL2` directory 64 bytes more than before.
+///
+/// A bitmap of the non-NULL slots (64 bytes more) finds the next present
+/// child after a slot in at most eight word tests: vacate walks from table
+/// to next table as the original does through its sibling pointers, and
+/// without it a directory with few children cost a scan of up to 512
+/// slots per step (7.8 times the original's time for vacating 10 000
+/// small regions, benches/README.md).
 #[repr(C)]
 pub struct Slots<T> {
     chunks: [*mut Chunk<T>; CHUNKS],
+    present: [u64; CHUNKS],
 }
 
 /// Where slot `i` is: its chunk and its place in the chunk (both masked,
@@ -180,7 +188,7 @@ impl<T> Slots<T> {
     /// Stores `p` in slot `i`, allocating its chunk if needed.
     fn set(&mut self, i: Idx, p: *mut T) {
         let (c, k) = chunk_of(i);
-        let Some(chunk) = self.chunks.get_mut(c) else {
+        let (Some(chunk), Some(bits)) = (self.chunks.get_mut(c), self.present.get_mut(c)) else {
             slot_out_of_bounds()
         };
         if chunk.is_null() {
@@ -197,30 +205,26 @@ impl<T> Slots<T> {
             Some(s) => *s = p,
             None => slot_out_of_bounds(),
         }
+        if p.is_null() {
+            *bits &= !(1 << k);
+        } else {
+            *bits |= 1 << k;
+        }
     }
 
     /// The first non-NULL slot at index `from` or above, if any: the
-    /// original's next sibling.  Chunks not allocated are skipped whole.
+    /// original's next sibling.
     fn first_from(&self, from: usize) -> Option<Idx> {
-        let mut i = from;
-        while i < PTE_PER_TABLE {
-            let (c, k) = (i / CHUNK, i % CHUNK);
-            let Some(&chunk) = self.chunks.get(c) else {
-                slot_out_of_bounds()
-            };
-            if chunk.is_null() {
-                i = (c + 1) * CHUNK;
-                continue;
+        let mut c = from / CHUNK;
+        // The slots below `from` in its chunk do not count.
+        let mut below = (from % CHUNK) as u32;
+        while let Some(&word) = self.present.get(c) {
+            let bits = word & (u64::MAX << below);
+            if bits != 0 {
+                return Some(Idx::wrap(c * CHUNK + bits.trailing_zeros() as usize));
             }
-            // SAFETY: a live chunk this directory owns, as in `get`.
-            let slots = unsafe { &(*chunk).slots };
-            match slots.get(k..) {
-                Some(rest) => match rest.iter().position(|p| !p.is_null()) {
-                    Some(off) => return Some(Idx::wrap(i + off)),
-                    None => i = (c + 1) * CHUNK,
-                },
-                None => slot_out_of_bounds(),
-            }
+            c += 1;
+            below = 0;
         }
         None
     }
