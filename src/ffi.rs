@@ -70,11 +70,8 @@ fn entry_value(func: &CStr, ptep: *const vmm_gpt_entry_t) -> u64 {
 fn reset(func: &CStr, ptep: *mut vmm_gpt_entry_t, (mask, bits): (u64, u64)) -> bool {
     let old = match entry(func, ptep) {
         Some(e) => pte::reset_bits(e, mask, bits),
-        None => {
-            // SAFETY: the C contract: ptep points to an entry's 8 bytes.
-            let value = unsafe { pte::load_misaligned(ptep) };
-            pte::reset_misaligned(func, ptep, value, mask, bits)
-        }
+        // SAFETY: the C contract: ptep points to an entry's 8 bytes.
+        None => unsafe { pte::reset_misaligned(func, ptep, mask, bits) },
     };
     old != 0
 }
@@ -183,11 +180,11 @@ pub unsafe extern "C" fn vmm_gpt_map_at(
 ) -> bool {
     // The GPT is not needed: the entry says where to map.
     let _ = g;
-    match entry(c"vmm_gpt_map_at", ptep) {
+    kernel::no_tail(match entry(c"vmm_gpt_map_at", ptep) {
         Some(e) => pte::map_at(e, pfn, prot, attr),
         // SAFETY: the C contract: ptep points to an entry's 8 bytes.
         None => unsafe { pte::map_at_misaligned(ptep, pfn, prot, attr) },
-    }
+    })
 }
 
 /// Frees the tables of `[addr, addr + len)` that nothing else needs.

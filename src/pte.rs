@@ -151,6 +151,8 @@ pub fn map_at(pte: &Pte, pfn: pfn_t, prot: uint_t, attr: u8) -> bool {
 ///
 /// # Safety
 /// `ptep` points to 8 readable bytes (the caller's contract).
+#[cold]
+#[inline(never)]
 pub unsafe fn map_at_misaligned(
     ptep: *const vmm_gpt_entry_t,
     pfn: pfn_t,
@@ -169,7 +171,7 @@ pub unsafe fn map_at_misaligned(
     }
     fence(Ordering::SeqCst);
     already_mapped(new, old);
-    false
+    kernel::no_tail(false)
 }
 
 /// DEBUG builds: `map_at` lost to an entry that maps `old`; the original
@@ -241,6 +243,8 @@ pub fn reset_bits(pte: &Pte, mask: u64, bits: u64) -> u64 {
 ///
 /// # Safety
 /// `ptep` points to 8 readable bytes (the caller's contract).
+#[cold]
+#[inline(never)]
 pub unsafe fn load_misaligned(ptep: *const vmm_gpt_entry_t) -> u64 {
     let base = ptep.cast::<u8>();
     let mut bytes = [0u8; 8];
@@ -253,20 +257,26 @@ pub unsafe fn load_misaligned(ptep: *const vmm_gpt_entry_t) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// The masked bits a reset leaves and returns for an entry holding
-/// `value`, where the reset would change nothing: a misaligned entry
-/// pointer, which only the read-only path may serve.  The original's
-/// compare-and-swap rewrites the value unchanged there, a full barrier,
-/// which the fence keeps.  Where it would change bits, it would rewrite
-/// parts of two adjacent entries (corrupting both): that panics, in every
-/// build, naming the function and the pointer.
-pub fn reset_misaligned(
+/// A reset (clear `mask`, set `bits`) through a misaligned entry pointer;
+/// returns the old masked bits.  Where the 8 bytes there already hold the
+/// requested bits, the original's compare-and-swap writes them back
+/// unchanged, a full barrier, which the fence keeps.  Where it would change
+/// bits, it would rewrite parts of two adjacent entries (corrupting both):
+/// that panics, in every build, naming the function and the pointer.  Out
+/// of line, so that the aligned path stays lean.
+///
+/// # Safety
+/// `ptep` points to 8 readable bytes (the caller's contract).
+#[cold]
+#[inline(never)]
+pub unsafe fn reset_misaligned(
     func: &CStr,
     ptep: *const vmm_gpt_entry_t,
-    value: u64,
     mask: u64,
     bits: u64,
 ) -> u64 {
+    // SAFETY: the caller's promise.
+    let value = unsafe { load_misaligned(ptep) };
     if value & mask != bits {
         kernel::fail_value(
             func,
@@ -275,7 +285,7 @@ pub fn reset_misaligned(
         );
     }
     fence(Ordering::SeqCst);
-    value & mask
+    kernel::no_tail(value & mask)
 }
 
 /// `vmm_gpte_reset_accessed(on)` clears the accessed and dirty bits and,
