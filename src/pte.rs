@@ -198,9 +198,9 @@ fn already_mapped(new: u64, old: u64) {
 /// losing a concurrent change to any other bit; returns the old value of
 /// the masked bits.
 ///
-/// Ordering: every call that sets bits is one locked read-modify-write, a
-/// full barrier, as the original's `atomic_cas_64` loop is whether or not
-/// the bits change.  `vmp_release()` relies on that: it writes a page, then
+/// Ordering: every call that sets bits, or finds one to clear, makes at
+/// least one locked compare-and-swap, a full barrier, as the original's
+/// `atomic_cas_64` loop does whether or not the bits change.  `vmp_release()` relies on that: it writes a page, then
 /// marks it dirty; a scanner that clears the dirty bit and then copies the
 /// page must see the write whenever it sees the bit.  Were the set skipped
 /// for an already-set bit, the page's data could still sit in the writer's
@@ -215,16 +215,11 @@ fn already_mapped(new: u64, old: u64) {
 /// query (`vmm_gpte_query_dirty`, which `VBO_GET_DIRTY` scans with) is a
 /// plain load too.  This skip is what makes a clean scan cheap.
 pub fn reset_bits(pte: &Pte, mask: u64, bits: u64) -> u64 {
-    if bits == 0 {
-        if load(pte) & mask == 0 {
-            return 0;
-        }
-        return pte.fetch_and(!mask, Ordering::SeqCst) & mask;
-    }
-    if bits == mask {
-        return pte.fetch_or(bits, Ordering::SeqCst) & mask;
-    }
     let mut old = load(pte);
+    if bits == 0 && old & mask == 0 {
+        return 0;
+    }
+    // The original's loop, from the value just read.
     loop {
         let seen = cas(pte, old, (old & !mask) | bits);
         if seen == old {
