@@ -1,10 +1,11 @@
 //! Builds the C side of the test harness.
 //!
-//! 1. A static library of the harness (`ctest/c`: the kernel stand-in, the
-//!    indirection stubs, the two test PTE formats, the vtest runner, the ABI
-//!    parity checks), of every `ctest/c/test_*.c` and of their helpers,
-//!    linked whole into the test targets: the tests are reached only through
-//!    constructors, which a plain archive link would drop.
+//! 1. A static library of the vtest runner, the ABI parity checks, every
+//!    `ctest/c/test_*.c` and their helpers, linked whole into the test
+//!    targets: the tests are reached only through constructors, which a
+//!    plain archive link would drop.  The kernel stand-in (the kernel
+//!    services, the indirection stubs, the two test PTE formats) is
+//!    `vmm-gpt-harness`'s, compiled once there.
 //! 2. With `ILLUMOS_GATE` set, the reference executables: the same tests
 //!    linked with the original illumos `vmm_gpt.c` (an external input,
 //!    compiled from the checkout, never copied) instead of the library,
@@ -27,62 +28,24 @@
 //! DEBUG build; the Rust test target `c_unit` (the library as the test
 //! profile builds it, with `debug_assertions`) passes the same from Rust.
 
-use std::env;
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{exit, Command};
 
-/// Flags of all harness and test C code.
-const CFLAGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-std=gnu11", "-g"];
-/// Flags of the original `vmm_gpt.c`: not `-Wextra`, which it is not written
-/// for (an unused parameter, e.g.).
-const ORIGINAL_CFLAGS: &[&str] = &["-Wall", "-Werror", "-std=gnu11", "-g"];
-/// The harness sources in `ctest/c` (which also holds the tests, `test_*.c`,
-/// and their helpers: every `.c` and `.S` there is built).
-const HARNESS: &[&str] = &[
-    "kernel.c",
-    "stubs.S",
-    "pte_ept.c",
-    "pte_rvi.c",
-    "vtest_main.c",
-    "abi_parity.c",
-];
-/// The `main` of the executables build.rs links (not part of the harness
+use vmm_gpt_harness_build::{
+    compiler_command, env_is_1, fail, have_valgrind_h, library_debug, original, prebuilt,
+    rerun_if_changed_tree, run, workspace_root, Harness, CFLAGS, ORIGINAL_CFLAGS,
+};
+
+/// The runner and the ABI parity checks in `ctest/c` (which also holds the
+/// tests, `test_*.c`, and their helpers: every `.c` and `.S` there is
+/// built).
+const RUNNER: &[&str] = &["vtest_main.c", "abi_parity.c"];
+/// The `main` of the executables build.rs links (not part of the test
 /// library: it is in a directory of its own).
 const MAIN: &str = "main/main.c";
-/// Where an illumos-gate checkout has the original.
-const ORIGINAL: &str = "usr/src/uts/intel/io/vmm/vmm_gpt.c";
-
-/// Ends the build script with an error message (shown by cargo).
-fn fail(msg: &str) -> ! {
-    eprintln!("error: {msg}");
-    exit(1);
-}
-
-fn env_path(name: &str) -> PathBuf {
-    PathBuf::from(env::var_os(name).unwrap_or_else(|| fail(&format!("{name} is not set"))))
-}
-
-/// Asks cargo to rerun the script when `dir` or anything under it changes.
-fn rerun_if_changed_tree(dir: &Path) {
-    println!("cargo:rerun-if-changed={}", dir.display());
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            rerun_if_changed_tree(&p);
-        } else {
-            println!("cargo:rerun-if-changed={}", p.display());
-        }
-    }
-}
 
 /// The C and assembly sources of `ctest/c` (not its subdirectories), sorted:
-/// the harness, the tests (`test_*.c`) and whatever helpers they share (e.g.
+/// the runner, the tests (`test_*.c`) and whatever helpers they share (e.g.
 /// `tutil.c`).
 fn c_sources(cdir: &Path) -> Vec<PathBuf> {
     let entries = fs::read_dir(cdir)
@@ -95,7 +58,7 @@ fn c_sources(cdir: &Path) -> Vec<PathBuf> {
         })
         .collect();
     sources.sort();
-    for f in HARNESS {
+    for f in RUNNER {
         if !sources.contains(&cdir.join(f)) {
             fail(&format!("{} is missing", cdir.join(f).display()));
         }
@@ -103,90 +66,21 @@ fn c_sources(cdir: &Path) -> Vec<PathBuf> {
     sources
 }
 
-/// The C compiler that cc would use, with its target, code generation and
-/// optimization flags, and of its warning flags only `-Wall` (each
-/// compilation adds what else it wants: `-Wextra` is not for the original).
-fn compiler_command() -> Command {
-    cc::Build::new()
-        .warnings(true)
-        .extra_warnings(false)
-        .get_compiler()
-        .to_command()
-}
-
-/// Runs a compiler command; on failure, ends the build with its output.
-fn run(mut cmd: Command, what: &str) {
-    let shown = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| fail(&format!("{what}: cannot run {shown}: {e}")));
-    if !output.status.success() {
-        fail(&format!(
-            "{what} failed ({}):\n{shown}\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-}
-
-/// Whether the C compiler accepts `source` (preprocessing only).
-fn compiles(source: &str, out: &Path) -> bool {
-    let probe = out.join("probe.c");
-    if fs::write(&probe, source).is_err() {
-        return false;
-    }
-    let mut cmd = compiler_command();
-    cmd.arg("-E").arg(&probe).arg("-o").arg(out.join("probe.i"));
-    cmd.output().is_ok_and(|o| o.status.success())
-}
-
-/// Where `ILLUMOS_GATE` points.  A relative path is taken from the workspace
-/// root first (the docs say `../shared/illumos-gate`, from the root), then
-/// from this package's directory, where build scripts run.
-fn resolve_gate(gate: &OsString, root: &Path, manifest: &Path) -> PathBuf {
-    let gate = PathBuf::from(gate);
-    if gate.is_absolute() {
-        return gate;
-    }
-    for base in [root, manifest] {
-        let p = base.join(&gate);
-        if p.join(ORIGINAL).is_file() {
-            return p;
-        }
-    }
-    root.join(gate)
-}
-
+/// The harness of vmm-gpt-harness and the tests' directory.
 struct Dirs {
-    cdir: PathBuf,
-    kinc: PathBuf,
-    hinc: PathBuf,
-    out: PathBuf,
+    harness: Harness,
+    /// `ctest/c`.
+    tdir: PathBuf,
 }
 
 impl Dirs {
-    /// Compiles one C file to `obj` with `flags`, against the harness, the
-    /// kernel stand-in headers and the headers under test; on failure, ends
-    /// the build with the compiler's output (`what` says what failed).
+    /// Compiles one C file to `obj` with `flags`, against the tests'
+    /// directory, the harness and the headers under test.
     fn compile(&self, src: &Path, obj: &Path, flags: &[&str], what: &str) {
-        let mut cmd = compiler_command();
-        cmd.args(flags)
-            .arg("-I")
-            .arg(&self.cdir)
-            .arg("-I")
-            .arg(&self.kinc)
-            .arg("-I")
-            .arg(&self.hinc)
-            .arg("-c")
-            .arg(src)
-            .arg("-o")
-            .arg(obj);
-        run(cmd, what);
+        let mut flags = flags.to_vec();
+        let include = format!("-I{}", self.tdir.display());
+        flags.push(&include);
+        self.harness.compile(src, obj, &flags, what);
     }
 }
 
@@ -224,21 +118,18 @@ impl<'a> Linker<'a> {
     }
 
     fn objdir(&self) -> PathBuf {
-        let objdir = self.dirs.out.join("exe");
-        fs::create_dir_all(&objdir)
-            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
-        objdir
+        self.dirs.harness.subdir("exe")
     }
 
-    /// The harness and the tests, as the Rust test targets get them, but
+    /// The runner and the tests, as the Rust test targets get them, but
     /// compiled into objects of their own.  abi_parity.c is a compile-time
     /// check of the headers: the test targets' build has done it.
-    fn harness(&mut self) -> Vec<PathBuf> {
+    fn tests(&mut self) -> Vec<PathBuf> {
         if let Some(objs) = &self.objs {
             return objs.clone();
         }
         let objdir = self.objdir();
-        let abi_parity = self.dirs.cdir.join("abi_parity.c");
+        let abi_parity = self.dirs.tdir.join("abi_parity.c");
         let mut objs = Vec::new();
         for src in self.sources.iter().filter(|s| **s != abi_parity) {
             let name = src.file_name().expect("a file name").to_string_lossy();
@@ -275,7 +166,7 @@ impl<'a> Linker<'a> {
         flags.push(&reference);
         flags.push(&debug);
         self.dirs.compile(
-            &self.dirs.cdir.join(MAIN),
+            &self.dirs.tdir.join(MAIN),
             &obj,
             &flags,
             "compiling main/main.c",
@@ -284,15 +175,15 @@ impl<'a> Linker<'a> {
         obj
     }
 
-    /// Links `$OUT_DIR/<name>` from the harness, the tests, the `main` of
+    /// Links `$OUT_DIR/<name>` from the stand-in (whole), the tests, the `main` of
     /// `kind` and the implementation `imp` (objects or archives), and
     /// returns its path.  `no_pie` for the kernel objects: the kernel code
     /// model's absolute 32-bit relocations (R_X86_64_32S) cannot go into a
     /// position-independent executable.
     fn link(&mut self, name: &str, kind: Kind, imp: &[PathBuf], no_pie: bool) -> PathBuf {
-        let harness = self.harness();
+        let tests = self.tests();
         let main = self.main_obj(kind);
-        let exe = self.dirs.out.join(name);
+        let exe = self.dirs.harness.out.join(name);
         let mut cmd = compiler_command();
         if no_pie {
             cmd.arg("-no-pie");
@@ -301,7 +192,10 @@ impl<'a> Linker<'a> {
         cmd.arg("-rdynamic")
             .arg("-o")
             .arg(&exe)
-            .args(&harness)
+            .args(&tests)
+            .arg("-Wl,--whole-archive")
+            .arg(&self.dirs.harness.lib)
+            .arg("-Wl,--no-whole-archive")
             .arg(&main)
             .args(imp)
             .args(["-lpthread", "-ldl"]);
@@ -310,86 +204,66 @@ impl<'a> Linker<'a> {
     }
 }
 
-/// Builds the reference executables from the original in `gate`:
+/// Builds the reference executables from the original:
 /// `c_unit_reference` (compiled with `-DDEBUG`, as a DEBUG kernel builds it)
 /// and `c_unit_reference_ndebug` (without, as production illumos runs it).
 /// Returns their paths.
-fn build_references(linker: &mut Linker, gate: &Path) -> (PathBuf, PathBuf) {
-    let original = gate.join(ORIGINAL);
-    println!("cargo:rerun-if-changed={}", original.display());
-    if !original.is_file() {
-        fail(&format!(
-            "ILLUMOS_GATE={}: the original {} is not there",
-            gate.display(),
-            original.display()
-        ));
-    }
-    let objdir = linker.dirs.out.join("reference");
-    fs::create_dir_all(&objdir)
-        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", objdir.display())));
-
+fn build_references(linker: &mut Linker, original: &Path) -> (PathBuf, PathBuf) {
+    let objdir = linker.dirs.harness.subdir("reference");
     // The original must compile cleanly against the headers under test and
     // the stand-ins, both ways.
-    let ndebug_obj = objdir.join("vmm_gpt.o");
-    let debug_obj = objdir.join("vmm_gpt.debug.o");
-    let mut flags = ORIGINAL_CFLAGS.to_vec();
-    linker.dirs.compile(
-        &original,
-        &ndebug_obj,
-        &flags,
-        "compiling the original vmm_gpt.c",
-    );
-    flags.push("-DDEBUG");
-    linker.dirs.compile(
-        &original,
-        &debug_obj,
-        &flags,
-        "compiling the original vmm_gpt.c with -DDEBUG",
-    );
-    let debug = Kind {
-        reference: true,
-        debug: true,
+    let mut build = |debug: bool| {
+        let obj = objdir.join(if debug {
+            "vmm_gpt.debug.o"
+        } else {
+            "vmm_gpt.o"
+        });
+        let mut flags = ORIGINAL_CFLAGS.to_vec();
+        if debug {
+            flags.push("-DDEBUG");
+        }
+        linker.dirs.harness.compile(
+            original,
+            &obj,
+            &flags,
+            &format!("compiling the original vmm_gpt.c {}", flags.join(" ")),
+        );
+        let name = if debug {
+            "c_unit_reference"
+        } else {
+            "c_unit_reference_ndebug"
+        };
+        let kind = Kind {
+            reference: true,
+            debug,
+        };
+        linker.link(name, kind, &[obj], false)
     };
-    let ndebug = Kind {
-        reference: true,
-        debug: false,
-    };
-    (
-        linker.link("c_unit_reference", debug, &[debug_obj], false),
-        linker.link("c_unit_reference_ndebug", ndebug, &[ndebug_obj], false),
-    )
+    (build(true), build(false))
 }
 
 fn main() {
-    let manifest = env_path("CARGO_MANIFEST_DIR");
-    let root = manifest
-        .parent()
-        .unwrap_or_else(|| fail("the package has no parent directory"))
-        .to_path_buf();
+    let root = workspace_root(1);
     let dirs = Dirs {
-        cdir: manifest.join("c"),
-        kinc: manifest.join("include"),
-        hinc: root.join("include"),
-        out: env_path("OUT_DIR"),
+        harness: Harness::from_dep(),
+        tdir: root.join("ctest/c"),
     };
 
     println!("cargo:rerun-if-changed=build.rs");
-    rerun_if_changed_tree(&dirs.cdir);
-    rerun_if_changed_tree(&dirs.kinc);
-    rerun_if_changed_tree(&dirs.hinc);
-    println!("cargo:rerun-if-env-changed=ILLUMOS_GATE");
-    println!("cargo:rerun-if-env-changed=VMM_GPT_REQUIRE_REFERENCE");
+    rerun_if_changed_tree(&dirs.tdir);
 
-    let sources = c_sources(&dirs.cdir);
+    let sources = c_sources(&dirs.tdir);
 
-    // 1. The harness library of the test targets.  abi_parity.c has no code
-    // to run: it compiles (with incompatible pointer types an error) or the
-    // build fails.
+    // 1. The runner and the tests, for the test targets (the stand-in comes
+    // with the vmm-gpt-harness crate).  abi_parity.c has no code to run: it
+    // compiles (with incompatible pointer types an error) or the build
+    // fails.
     let mut build = cc::Build::new();
     build
-        .include(&dirs.cdir)
-        .include(&dirs.kinc)
-        .include(&dirs.hinc)
+        .include(&dirs.tdir)
+        .include(&dirs.harness.cdir)
+        .include(&dirs.harness.kinc)
+        .include(&dirs.harness.hinc)
         .files(&sources)
         .flag("-Werror=incompatible-pointer-types")
         // The tests are reached only through constructors: link it whole.
@@ -397,52 +271,27 @@ fn main() {
     for flag in CFLAGS {
         build.flag(flag);
     }
-    build.compile("vmm_gpt_ctest_harness");
-    println!("cargo:rustc-link-lib=dylib=pthread");
-    println!("cargo:rustc-link-lib=dylib=dl");
+    build.compile("vmm_gpt_ctest_tests");
     // modgetsymname() names symbols through dladdr(), which sees only the
     // dynamic symbol table.
     println!("cargo:rustc-link-arg-tests=-rdynamic");
 
     // Whether the library linked into the Rust test targets (c_unit) is a
-    // DEBUG build, by the library's own rule (its build.rs): VMM_GPT_DEBUG=1
-    // or 0, else the profile's debug assertions, which this package shares
-    // with the library.
-    println!("cargo:rerun-if-env-changed=VMM_GPT_DEBUG");
-    let library_debug = match env::var("VMM_GPT_DEBUG").as_deref() {
-        Ok("1") => true,
-        Ok("0") => false,
-        _ => env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_some(),
-    };
+    // DEBUG build, by the library's own rule.
     println!(
         "cargo:rustc-env=VMM_GPT_LIBRARY_DEBUG={}",
-        u8::from(library_debug)
+        u8::from(library_debug())
     );
-
-    // kernel.c tells valgrind about its code patches through a client
-    // request from <valgrind/valgrind.h> (shipped with valgrind); without the
-    // header, c_unit.rs has valgrind check all code for changes instead.
-    let have_vg_h = compiles("#include <valgrind/valgrind.h>\n", &dirs.out);
-    println!(
-        "cargo:rustc-env=VMM_GPT_HAVE_VALGRIND_H={}",
-        if have_vg_h { "1" } else { "0" }
-    );
+    have_valgrind_h(&dirs.harness.out);
 
     let mut linker = Linker::new(&dirs, &sources);
 
     // 2. The reference executables.
-    let require = env::var("VMM_GPT_REQUIRE_REFERENCE").is_ok_and(|v| v == "1");
-    let (reference, reference_ndebug) = match env::var_os("ILLUMOS_GATE").filter(|g| !g.is_empty())
-    {
-        Some(gate) => {
-            let gate = resolve_gate(&gate, &root, &manifest);
-            let (debug, ndebug) = build_references(&mut linker, &gate);
+    let (reference, reference_ndebug) = match original(&root) {
+        Some(original) => {
+            let (debug, ndebug) = build_references(&mut linker, &original);
             (debug.display().to_string(), ndebug.display().to_string())
         }
-        None if require => fail(
-            "VMM_GPT_REQUIRE_REFERENCE=1, but ILLUMOS_GATE is not set: point it at an \
-                 illumos-gate checkout holding the original (../shared/illumos-gate)",
-        ),
         None => (String::new(), String::new()),
     };
     println!("cargo:rustc-env=VMM_GPT_REFERENCE_EXE={reference}");
@@ -514,11 +363,9 @@ const SHIPPED: [Shipped; 3] = [
 /// `VMM_GPT_REQUIRE_KERNEL_OBJECT=1`, which also makes a missing
 /// `VMM_GPT_KERNEL_OBJECT` an error here; see `Shipped::required`).
 fn build_library_exes(linker: &mut Linker, root: &Path) {
-    println!("cargo:rerun-if-env-changed=VMM_GPT_REQUIRE_KERNEL_OBJECT");
-    let require = env::var("VMM_GPT_REQUIRE_KERNEL_OBJECT").is_ok_and(|v| v == "1");
+    let require = env_is_1("VMM_GPT_REQUIRE_KERNEL_OBJECT");
     for s in &SHIPPED {
-        println!("cargo:rerun-if-env-changed={}", s.var);
-        let Some(file) = env::var_os(s.var).filter(|v| !v.is_empty()) else {
+        let Some(file) = prebuilt(s.var, root, s.how) else {
             if require && s.required {
                 fail(&format!(
                     "VMM_GPT_REQUIRE_KERNEL_OBJECT=1, but {} is not set: {}",
@@ -528,16 +375,6 @@ fn build_library_exes(linker: &mut Linker, root: &Path) {
             println!("cargo:rustc-env={}=", s.exe_var);
             continue;
         };
-        let file = root.join(file); // a relative path is from the workspace root
-        println!("cargo:rerun-if-changed={}", file.display());
-        if !file.is_file() {
-            fail(&format!(
-                "{}={}: no such file ({})",
-                s.var,
-                file.display(),
-                s.how
-            ));
-        }
         let kind = Kind {
             reference: false,
             debug: s.debug,

@@ -1,8 +1,8 @@
 //! # Benchmarks of vmm-gpt against the original `vmm_gpt.c`
 //!
 //! Both implementations run in one process, in the same kernel stand-in
-//! (`ctest/c/kernel.c`), with the same PTE format, through the function
-//! tables of the differential-test crate (`vmm_gpt_difftest::sys`): the
+//! (`harness/c/kernel.c`), with the same PTE format, through the function
+//! tables of the differential-test crate (`vmm_gpt_difftest::impls`): the
 //! library as itself, the original compiled from `$ILLUMOS_GATE` with its
 //! symbols renamed.  Each implementation's `kmem_zalloc`s are charged to a
 //! kmem domain of its own, so kernel memory is measured per implementation.
@@ -29,8 +29,8 @@ use std::sync::MutexGuard;
 use std::time::Duration;
 
 use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
-pub use vmm_gpt_difftest::sys::Api;
-use vmm_gpt_difftest::sys::{self, LIB};
+pub use vmm_gpt_difftest::impls::Api;
+use vmm_gpt_difftest::impls::{self, LIB};
 pub use vmm_gpt_difftest::Format;
 
 pub const KIB: u64 = 1 << 10;
@@ -59,7 +59,7 @@ pub fn implementations() -> Vec<&'static Api> {
 
 /// The original as benchmarked: compiled without `DEBUG`.
 pub fn original() -> Option<&'static Api> {
-    sys::reference_ndebug()
+    impls::reference_ndebug()
 }
 
 /// Sizes of the workloads.
@@ -279,7 +279,7 @@ impl Sample {
 
 /// Live kernel memory of an implementation.
 fn kmem_live(api: &Api) -> u64 {
-    sys::domain_stats(api.domain).live_bytes
+    impls::domain_stats(api.domain).live_bytes
 }
 
 /// One GPT of one implementation.
@@ -518,7 +518,7 @@ pub struct Bench {
 fn set_domain(domain: c_uint) {
     // SAFETY: the domains used are 0 and those of the implementations,
     // all below KTEST_KMEM_DOMAINS.
-    unsafe { sys::ktest_kmem_set_domain(domain) }
+    unsafe { impls::ktest_kmem_set_domain(domain) }
 }
 
 /// The CPU time the calling thread has used.
@@ -560,7 +560,7 @@ impl Bench {
             // SAFETY: a format of the kernel stand-in, alive forever;
             // nothing is installed (the lock excludes every other user,
             // and each user uninstalls before releasing it).
-            let ok = unsafe { (api.init)(format.imp()) };
+            let ok = unsafe { (api.init)(format.pte_impl()) };
             assert!(ok, "{}: vmm_gpt_init refused the format", api.name);
         }
         set_domain(0);
@@ -594,7 +594,7 @@ impl Bench {
             dirtied.push(v);
         }
 
-        let imp = format.imp();
+        let imp = format.pte_impl();
         Bench {
             scale,
             guests: apis.iter().map(|_| None).collect(),

@@ -1,5 +1,6 @@
-//! Generates the ABI parity test with the `ctest` crate, and builds the
-//! userland kernel stand-in that the library needs to link.
+//! Generates the ABI parity test with the `ctest` crate.  The userland
+//! kernel stand-in that the library needs to link comes from
+//! `vmm-gpt-harness` (whose headers the generated C includes too).
 //!
 //! ctest expands `src/mirror.rs` (the library's real type definitions plus
 //! an `extern "C"` block for its 21 global symbols) and writes two files to
@@ -35,8 +36,8 @@ fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = dir.join("../..");
     let lib_include = root.join("include");
-    let kernel_include = dir.join("../include");
-    let kernel_c = dir.join("../c");
+    let kernel_include =
+        PathBuf::from(env::var("DEP_VMM_GPT_HARNESS_KINC").expect("DEP_VMM_GPT_HARNESS_KINC"));
 
     println!("cargo::rustc-check-cfg=cfg(ctest_expand)");
     for p in [
@@ -48,46 +49,13 @@ fn main() {
         root.join("src/hotpatch.rs"),
         lib_include.join("sys"),
         kernel_include.clone(),
-        kernel_c.join("kernel.c"),
-        kernel_c.join("stubs.S"),
-        kernel_c.join("ktest.h"),
     ] {
         println!("cargo::rerun-if-changed={}", p.display());
     }
 
     check_mirror_is_complete(&root, &dir.join("src/mirror.rs"));
 
-    require(&[
-        kernel_include.join("sys/types.h"),
-        kernel_include.join("sys/mach_mmu.h"),
-        kernel_include.join("vm/hat_pte.h"),
-        kernel_c.join("kernel.c"),
-        kernel_c.join("stubs.S"),
-    ]);
-
-    build_kernel_stand_in(&kernel_c, &kernel_include, &lib_include);
     generate_abi_test(&dir, &kernel_include, &lib_include);
-}
-
-/// The library imports kernel services (kmem_zalloc, cmn_err, panic, ...) and
-/// the three hot-patched stubs; the test links the colleague's userland
-/// stand-ins for them, `ctest/c/kernel.c` and `ctest/c/stubs.S`.
-///
-/// The archive is linked whole: rustc puts this package's native libraries
-/// before the upstream `vmm_gpt` rlib on the link line.  rust-lld (the
-/// default linker on x86_64 Linux since Rust 1.90) does not mind, but GNU ld
-/// scans an ordinary archive before anything asks for its symbols and then
-/// reports kmem_zalloc, cmn_err, kas, ... undefined
-/// (`RUSTFLAGS="-C linker-features=-lld"` shows it).
-fn build_kernel_stand_in(kernel_c: &Path, kernel_include: &Path, lib_include: &Path) {
-    cc::Build::new()
-        .file(kernel_c.join("kernel.c"))
-        .file(kernel_c.join("stubs.S"))
-        .include(kernel_c)
-        .include(kernel_include)
-        .include(lib_include)
-        .link_lib_modifier("+whole-archive")
-        .compile("vmm_gpt_abi_kernel");
 }
 
 fn generate_abi_test(dir: &Path, kernel_include: &Path, lib_include: &Path) {
@@ -116,16 +84,6 @@ fn generate_abi_test(dir: &Path, kernel_include: &Path, lib_include: &Path) {
 
     ctest::generate_test(&mut cfg, dir.join("src/mirror.rs"), "ctest_abi.rs")
         .unwrap_or_else(|e| panic!("ctest: {e}"));
-}
-
-/// Fails the build, naming them, if any of the kernel stand-in's files (the
-/// C harness's, in ctest/) is missing.
-fn require(files: &[PathBuf]) {
-    let missing: Vec<_> = files.iter().filter(|f| !f.exists()).collect();
-    assert!(
-        missing.is_empty(),
-        "the kernel stand-in (ctest/c, ctest/include) is incomplete, missing: {missing:?}"
-    );
 }
 
 /// The names that follow `#[no_mangle]` in a Rust source: the library's

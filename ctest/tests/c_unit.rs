@@ -25,6 +25,7 @@ use std::ptr;
 
 // Links the library, which the C tests call.
 use vmm_gpt as _;
+use vmm_gpt_harness as _;
 
 extern "C" {
     /// The vtest runner (ctest/c/vtest_main.c).

@@ -13,6 +13,7 @@ mod exe;
 // Every test target of this package gets the C harness linked in (see
 // Cargo.toml), which calls the library: link it, though unused here.
 use vmm_gpt as _;
+use vmm_gpt_harness as _;
 
 fn main() {
     exe::run(

@@ -10,6 +10,7 @@
 // The package links the C harness into every test target, and the harness
 // needs the library.
 use vmm_gpt as _;
+use vmm_gpt_harness as _;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

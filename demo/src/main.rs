@@ -1,6 +1,6 @@
 //! The project's main job: a bhyve-like guest-memory lifecycle driven
 //! through the library, inside the userland kernel stand-in
-//! (`ctest/c/kernel.c`), for the Intel EPT and AMD nested-paging formats.
+//! (`vmm-gpt-harness`), for the Intel EPT and AMD nested-paging formats.
 //!
 //! For each format it does what illumos' `vmm_vm.c` does over a guest's
 //! life: map the guest's RAM and MMIO regions (populate), fault every RAM
@@ -20,104 +20,12 @@ use std::time::{Duration, Instant};
 use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t, LEVEL1};
 use vmm_gpt::abi_impl::vmm_pte_impl;
 use vmm_gpt::ffi::*;
-
-/// The kernel stand-in's allocation accounting (`ctest/c/ktest.h`).
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct KmemStats {
-    live_allocs: u64,
-    live_bytes: u64,
-    live_pages: u64,
-    total_allocs: u64,
-    total_frees: u64,
-}
-
-extern "C" {
-    static ept_pte_impl: vmm_pte_impl;
-    static rvi_pte_impl: vmm_pte_impl;
-    fn ktest_kmem_stats(ks: *mut KmemStats);
-}
-
-fn kmem() -> KmemStats {
-    let mut ks = KmemStats::default();
-    // SAFETY: the stand-in fills the struct, whose layout mirrors ktest.h.
-    unsafe { ktest_kmem_stats(&mut ks) };
-    ks
-}
+use vmm_gpt_harness::{kmem, layout, Format, Region, Rng, MTRR_UC, MTRR_WB, PAGE, PROT_ALL};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
-const PAGE: u64 = 4 * KIB;
-const PROT_RWX: u32 = 7;
-const PROT_RW: u32 = 3;
-const MTRR_WB: u8 = 6;
-const MTRR_UC: u8 = 0;
-
-/// A guest-physical region, as vmspace maps one.
-#[derive(Clone, Copy)]
-struct Region {
-    name: &'static str,
-    gpa: u64,
-    len: u64,
-    mmio: bool,
-}
-
-/// A bhyve-like layout: low RAM below the 32-bit PCI hole, high RAM above
-/// 4 GiB, a framebuffer BAR, and a few device pages up in the hole.
-fn layout(ram: u64) -> Vec<Region> {
-    let low = ram.min(3 * GIB);
-    let mut v = vec![Region {
-        name: "lowmem",
-        gpa: 0,
-        len: low,
-        mmio: false,
-    }];
-    if ram > low {
-        v.push(Region {
-            name: "highmem",
-            gpa: 4 * GIB,
-            len: ram - low,
-            mmio: false,
-        });
-    }
-    v.push(Region {
-        name: "framebuffer",
-        gpa: 0xc000_0000,
-        len: 16 * MIB,
-        mmio: true,
-    });
-    v.push(Region {
-        name: "ioapic",
-        gpa: 0xfec0_0000,
-        len: PAGE,
-        mmio: true,
-    });
-    v.push(Region {
-        name: "hpet",
-        gpa: 0xfed0_0000,
-        len: PAGE,
-        mmio: true,
-    });
-    v.push(Region {
-        name: "bootrom",
-        gpa: 0xffe0_0000,
-        len: 2 * MIB,
-        mmio: true,
-    });
-    v
-}
-
-/// A small deterministic generator (xorshift64*), for reproducible runs.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+const PROT_RW: u32 = vmm_gpt_harness::PROT_READ | vmm_gpt_harness::PROT_WRITE;
 
 struct Phase {
     name: String,
@@ -224,7 +132,7 @@ fn run(
             for r in regions.iter().filter(|r| !r.mmio) {
                 for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
                     // SAFETY: a leaf entry of the GPT.
-                    if unsafe { vmm_gpt_map_at(gpt, ptep, next_pfn, PROT_RWX, MTRR_WB) } {
+                    if unsafe { vmm_gpt_map_at(gpt, ptep, next_pfn, PROT_ALL, MTRR_WB) } {
                         mapped += 1;
                     }
                     next_pfn += 1;
@@ -407,14 +315,7 @@ fn main() -> ExitCode {
         i += 2;
     }
     for f in formats {
-        // SAFETY: the stand-in's formats are immutable statics.
-        let imp = unsafe {
-            if f == "ept" {
-                &ept_pte_impl
-            } else {
-                &rvi_pte_impl
-            }
-        };
+        let imp = if f == "ept" { Format::Ept } else { Format::Rvi }.pte_impl();
         match run(f, imp, ram, rounds) {
             Ok(r) => print(&r, ram),
             Err(e) => {

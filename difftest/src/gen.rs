@@ -21,7 +21,7 @@
 //! start) and unaligned ones.  The DEBUG original panics on those, so the
 //! runner skips them in DEBUG pairs, and the generator does not make them.
 
-use crate::model::{self, Regions, Tables};
+use crate::regions::{self, Regions, Tables};
 use crate::runner::PFN_MASK;
 use crate::{Format, Op, GPA_END, LEVEL1, PAGE};
 
@@ -68,7 +68,7 @@ pub struct GenConfig {
     /// (wrapping and unaligned iteration ranges, unaligned populates and
     /// vacates): for non-DEBUG pairs.
     /// `None`: when the implementation [`crate::run`] compares
-    /// ([`crate::sys::library`]) is a non-DEBUG build.
+    /// ([`crate::impls::library`]) is a non-DEBUG build.
     pub assert_only: Option<bool>,
 }
 
@@ -130,7 +130,7 @@ impl GenConfig {
     /// Whether `ASSERT`-only inputs are made (resolving `None`).
     pub fn makes_assert_only(&self) -> bool {
         self.assert_only
-            .unwrap_or_else(|| !crate::sys::library().debug)
+            .unwrap_or_else(|| !crate::impls::library().debug)
     }
 }
 
@@ -528,7 +528,7 @@ impl Gen<'_> {
             };
             let debug = !self.assert_only;
             let max = self.cfg.max_live_bytes;
-            if let Some(region) = model::populate_check(&self.regions, addr, len, debug, max) {
+            if let Some(region) = regions::populate_check(&self.regions, addr, len, debug, max) {
                 if region.is_some() && self.regions.len() >= self.cfg.max_regions {
                     continue;
                 }
@@ -550,7 +550,7 @@ impl Gen<'_> {
     }
 
     /// A vacate of a range that is not exactly a region, valid for the
-    /// model ([`model::vacate_check`]): a part of a region, a region and
+    /// model ([`regions::vacate_check`]): a part of a region, a region and
     /// the ones after it with the gaps between, from a gap up into a
     /// region, a region and beyond, an empty range; for non-DEBUG pairs
     /// also unaligned ones.  The last attempt is a part of a region, which
@@ -609,9 +609,10 @@ impl Gen<'_> {
                 }
             };
             let len = end.saturating_sub(addr);
-            if let Some(plan) = model::vacate_check(&self.tables, &self.regions, addr, len, debug) {
+            if let Some(plan) = regions::vacate_check(&self.tables, &self.regions, addr, len, debug)
+            {
                 self.tables.vacate_apply(&plan);
-                model::depopulate(&mut self.regions, &plan);
+                regions::depopulate(&mut self.regions, &plan);
                 self.recent.clear();
                 return Some(Op::VacateRange { addr, len });
             }

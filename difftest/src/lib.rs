@@ -5,11 +5,11 @@
 //! `-DDEBUG` and once without) with every global symbol renamed (`ref_*`,
 //! `ref_ndebug_*`) and its own three hot-patched stubs, and, when named,
 //! the kernel objects and the release staticlib, renamed the same way
-//! ([`sys`]).  A run compares one implementation under test (the library,
-//! or what [`sys::select`] chose) with the original of the same build:
+//! ([`impls`]).  A run compares one implementation under test (the library,
+//! or what [`impls::select`] chose) with the original of the same build:
 //! DEBUG with DEBUG (both check the original's `ASSERT`s), non-DEBUG with
 //! non-DEBUG (what production kernels run).  The kernel stand-in
-//! (`ctest/c/kernel.c`) is shared; each side's kernel memory is charged to
+//! (`harness/c/kernel.c`) is shared; each side's kernel memory is charged to
 //! a kmem domain of its own.
 //!
 //! The driver applies one sequence of operations ([`Op`]) to both and
@@ -46,13 +46,12 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
 
 mod gen;
+pub mod impls;
 mod isolate;
-pub mod model;
+pub mod regions;
 mod runner;
-pub mod sys;
 
 pub use gen::{from_bytes, from_bytes_with, generate, generate_with, GenConfig};
 pub use isolate::{run_isolated, shrink, spawn, Child, Outcome};
@@ -67,45 +66,14 @@ pub const LEVEL4: u32 = 0;
 pub const LEVEL1: u32 = 3;
 
 /// A PTE format: which `struct vmm_pte_impl` both implementations get.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// Intel EPT (`ept_pte_impl` of `ctest/c/pte_ept.c`).
-    Ept,
-    /// AMD nested paging (`rvi_pte_impl` of `ctest/c/pte_rvi.c`).
-    Rvi,
-}
-
-impl Format {
-    pub const ALL: [Format; 2] = [Format::Ept, Format::Rvi];
-
-    /// The format's `struct vmm_pte_impl`.
-    pub fn imp(self) -> &'static vmm_gpt::abi_impl::vmm_pte_impl {
-        // SAFETY: the formats are immutable C globals of the kernel
-        // stand-in, linked into this crate, alive for the whole process.
-        unsafe {
-            match self {
-                Format::Ept => &*std::ptr::addr_of!(sys::ept_pte_impl),
-                Format::Rvi => &*std::ptr::addr_of!(sys::rvi_pte_impl),
-            }
-        }
-    }
-
-    /// The memory types the format accepts (the AMD one panics on any but
-    /// UC and WB; these are the MTRR types bhyve uses).
-    pub fn memory_types(self) -> &'static [u8] {
-        match self {
-            Format::Ept => &[0, 1, 4, 5, 6],
-            Format::Rvi => &[0, 6],
-        }
-    }
-}
+pub use vmm_gpt_harness::Format;
 
 /// One side of the comparison, for the fault-injection operations and
 /// panics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
     /// The implementation under test: the Rust library (or what
-    /// [`sys::select`] chose).
+    /// [`impls::select`] chose).
     Lib,
     /// The original `vmm_gpt.c` (of the same build).
     Ref,
@@ -137,7 +105,7 @@ pub enum Op {
     /// `vmm_gpt_unmap_region` then `vmm_gpt_vacate_region` of any range
     /// (a part of a region, several regions and the gaps between them, a
     /// range starting in a gap, an empty one ...) that is valid for the
-    /// model of the original's tables ([`model::vacate_check`]: every leaf
+    /// model of the original's tables ([`regions::vacate_check`]: every leaf
     /// table the original's traversal takes entries off has all their
     /// pages populated; page-aligned and not wrapping in a DEBUG pair).
     /// The pages taken off leave the live regions.
@@ -338,7 +306,7 @@ impl Stats {
 /// Whether build.rs built the originals (`ILLUMOS_GATE` was set).
 /// Without them [`run`] panics; tests skip.
 pub fn reference_available() -> bool {
-    sys::reference().is_some() && sys::reference_ndebug().is_some()
+    impls::reference().is_some() && impls::reference_ndebug().is_some()
 }
 
 /// Where the original was compiled from (empty without it).
@@ -351,11 +319,6 @@ pub fn sanitized() -> bool {
     cfg!(vmm_gpt_sanitize)
 }
 
-static EXCLUSIVE: Mutex<()> = Mutex::new(());
-
 /// The process-wide lock of the hot-patched stubs and the kernel
-/// stand-in's global state; [`run`] holds it.  A poisoned lock is taken
-/// anyway (a failed test must not fail every later one).
-pub fn exclusive() -> MutexGuard<'static, ()> {
-    EXCLUSIVE.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// stand-in's global state; [`run`] holds it.
+pub use vmm_gpt_harness::exclusive;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
 
-use crate::model::{self, Regions, Tables, VacatePlan};
-use crate::sys::{self, Api, LIB_DOMAIN, REF_DOMAIN};
+use crate::impls::{self, Api, LIB_DOMAIN, REF_DOMAIN};
+use crate::regions::{self, Regions, Tables, VacatePlan};
 use crate::{exclusive, Divergence, Format, Op, Side, Stats, GPA_END, LEVEL1, LEVEL4, PAGE};
 
 /// Physical-address bits of an entry (both formats): table addresses,
@@ -69,7 +69,7 @@ unsafe extern "C" fn panic_hook() {
     };
     // SAFETY: reads the calling thread's domain: the implementation that
     // was called last (every call is preceded by `Impl::enter`).
-    let side = match unsafe { sys::ktest_kmem_domain() } {
+    let side = match unsafe { impls::ktest_kmem_domain() } {
         LIB_DOMAIN => "lib",
         REF_DOMAIN => "ref",
         _ => "-",
@@ -103,7 +103,7 @@ impl Impl {
     /// Charges what follows to this implementation's kmem domain.
     fn enter(&self) {
         // SAFETY: the domain is LIB_DOMAIN or REF_DOMAIN, both valid.
-        unsafe { sys::ktest_kmem_set_domain(self.api.domain) }
+        unsafe { impls::ktest_kmem_set_domain(self.api.domain) }
     }
 
     fn walk(&self, gpa: u64, depth: u32) -> (Entries, u64) {
@@ -132,7 +132,7 @@ impl Impl {
     }
 
     fn live_pages(&self) -> u64 {
-        sys::domain_stats(self.api.domain).live_pages
+        impls::domain_stats(self.api.domain).live_pages
     }
 
     /// The root table, as the walk of LEVEL4 finds it.
@@ -197,8 +197,8 @@ struct Runner<'a> {
     index: usize,
 }
 
-/// Applies `ops` to the implementation under test ([`sys::library`]) and
-/// the original of its build ([`sys::reference_for`]: DEBUG for DEBUG,
+/// Applies `ops` to the implementation under test ([`impls::library`]) and
+/// the original of its build ([`impls::reference_for`]: DEBUG for DEBUG,
 /// non-DEBUG for non-DEBUG), with `format` installed in both, comparing
 /// after every operation; ends with a whole-tree comparison,
 /// unmapping and vacating every live region, and freeing both GPTs, after
@@ -215,16 +215,16 @@ struct Runner<'a> {
 /// Panics when the original is not built ([`crate::reference_available`]).
 /// Holds [`exclusive`] throughout.
 pub fn run(format: Format, ops: &[Op]) -> Result<Stats, Divergence> {
-    // The library, or what sys::select chose, and its build's original.
-    let lib_api = sys::library();
-    let orig_api = sys::reference_for(lib_api).unwrap_or_else(|| {
+    // The library, or what impls::select chose, and its build's original.
+    let lib_api = impls::library();
+    let orig_api = impls::reference_for(lib_api).unwrap_or_else(|| {
         panic!("vmm-gpt-difftest: the original vmm_gpt.c was not built (set ILLUMOS_GATE)")
     });
     let _guard = exclusive();
     // SAFETY: reads the calling thread's domain.
-    let saved_domain = unsafe { sys::ktest_kmem_domain() };
+    let saved_domain = unsafe { impls::ktest_kmem_domain() };
     for d in [LIB_DOMAIN, REF_DOMAIN] {
-        let s = sys::domain_stats(d);
+        let s = impls::domain_stats(d);
         assert!(
             s.live_allocs == 0,
             "vmm-gpt-difftest: kmem domain {d} holds {} allocations before the run \
@@ -243,20 +243,20 @@ pub fn run(format: Format, ops: &[Op]) -> Result<Stats, Divergence> {
     CONTEXT.store(&ctx as *const Context as *mut Context, Ordering::SeqCst);
     // SAFETY: installs a hook with the right signature; the previous one
     // is restored below.
-    let old_hook = unsafe { sys::ktest_set_panic_hook(Some(panic_hook)) };
+    let old_hook = unsafe { impls::ktest_set_panic_hook(Some(panic_hook)) };
     #[cfg(vmm_gpt_sanitize)]
     // SAFETY: registers a function of the right signature; unset below.
     unsafe {
         __sanitizer_set_death_callback(Some(panic_hook))
     };
 
-    let imp = format.imp();
+    let pte_impl = format.pte_impl();
     for api in [lib_api, orig_api] {
         // SAFETY: sets the calling thread's domain to a valid one.
-        unsafe { sys::ktest_kmem_set_domain(api.domain) };
+        unsafe { impls::ktest_kmem_set_domain(api.domain) };
         // SAFETY: a format of the kernel stand-in, alive forever; nothing
         // is installed (fini at the end of every run, under the lock).
-        let ok = unsafe { (api.init)(imp) };
+        let ok = unsafe { (api.init)(pte_impl) };
         assert!(ok, "vmm-gpt-difftest: {} vmm_gpt_init failed", api.name);
     }
     let mut r = Runner {
@@ -284,22 +284,22 @@ pub fn run(format: Format, ops: &[Op]) -> Result<Stats, Divergence> {
         for d in [LIB_DOMAIN, REF_DOMAIN] {
             // SAFETY: nothing of either implementation is used afterwards
             // (the GPTs are dropped with the runner).
-            unsafe { sys::ktest_kmem_domain_reclaim(d) };
+            unsafe { impls::ktest_kmem_domain_reclaim(d) };
         }
     }
     for api in [lib_api, orig_api] {
         // SAFETY: the installing init above succeeded.
         unsafe {
-            sys::ktest_kmem_set_domain(api.domain);
+            impls::ktest_kmem_set_domain(api.domain);
             (api.fini)();
         }
     }
     // SAFETY: plain setters of the kernel stand-in's state; the saved
     // domain was valid.
     unsafe {
-        sys::ktest_set_hw_ad_supported(true);
-        sys::ktest_kmem_set_domain(saved_domain);
-        sys::ktest_set_panic_hook(old_hook);
+        impls::ktest_set_hw_ad_supported(true);
+        impls::ktest_kmem_set_domain(saved_domain);
+        impls::ktest_set_panic_hook(old_hook);
     }
     #[cfg(vmm_gpt_sanitize)]
     // SAFETY: unregisters the callback.
@@ -340,10 +340,10 @@ impl Runner<'_> {
     }
 
     fn alloc(&mut self) -> Res<()> {
-        for imp in [&mut self.lib, &mut self.orig] {
-            imp.enter();
+        for side in [&mut self.lib, &mut self.orig] {
+            side.enter();
             // SAFETY: allocates a new GPT.
-            imp.gpt = unsafe { (imp.api.alloc)() };
+            side.gpt = unsafe { (side.api.alloc)() };
         }
         self.compare_pages("vmm_gpt_alloc")
     }
@@ -382,15 +382,15 @@ impl Runner<'_> {
                  original {o} (only the root should be left)"
             ));
         }
-        for imp in self.both() {
-            imp.enter();
+        for side in self.both() {
+            side.enter();
             // SAFETY: a live GPT with nothing populated, freed once.
-            unsafe { (imp.api.free)(imp.gpt) };
+            unsafe { (side.api.free)(side.gpt) };
         }
         self.lib.gpt = ptr::null_mut();
         self.orig.gpt = ptr::null_mut();
-        let l = sys::domain_stats(LIB_DOMAIN);
-        let o = sys::domain_stats(REF_DOMAIN);
+        let l = impls::domain_stats(LIB_DOMAIN);
+        let o = impls::domain_stats(REF_DOMAIN);
         if l.live_allocs != 0 || o.live_allocs != 0 {
             return Err(format!(
                 "after vmm_gpt_free the library holds {} allocations ({} bytes), the \
@@ -449,7 +449,7 @@ impl Runner<'_> {
                 None => self.skip(),
             },
             Op::VacateRange { addr, len } => {
-                match model::vacate_check(&self.tables, &self.regions, addr, len, self.debug) {
+                match regions::vacate_check(&self.tables, &self.regions, addr, len, self.debug) {
                     Some(plan) => {
                         self.stats.odd_vacates += 1;
                         self.vacate(addr, len, &plan)
@@ -513,10 +513,10 @@ impl Runner<'_> {
                     return self.skip();
                 }
                 self.injected = true;
-                let imp = self.side(side);
-                imp.enter();
+                let this = self.side(side);
+                this.enter();
                 // SAFETY: a live GPT; one page-aligned page below 2^48.
-                unsafe { (imp.api.populate_region)(imp.gpt, gpa & !(PAGE - 1), PAGE) };
+                unsafe { (this.api.populate_region)(this.gpt, gpa & !(PAGE - 1), PAGE) };
                 Ok(())
             }
         }
@@ -531,7 +531,7 @@ impl Runner<'_> {
 
     fn populate(&mut self, addr: u64, len: u64) -> Res<()> {
         let Some(region) =
-            model::populate_check(&self.regions, addr, len, self.debug, RUN_MAX_LIVE)
+            regions::populate_check(&self.regions, addr, len, self.debug, RUN_MAX_LIVE)
         else {
             return self.skip();
         };
@@ -544,7 +544,7 @@ impl Runner<'_> {
 
     /// A populate the caller knows to be valid.
     fn populate_checked(&mut self, addr: u64, len: u64) -> Res<()> {
-        match model::populate_check(&self.regions, addr, len, self.debug, RUN_MAX_LIVE) {
+        match regions::populate_check(&self.regions, addr, len, self.debug, RUN_MAX_LIVE) {
             Some(region) => self.populate_unchecked(addr, len, region),
             None => Err(format!(
                 "vmm_gpt_populate_region(0x{addr:x}, 0x{len:x}) is not valid for the model \
@@ -554,11 +554,11 @@ impl Runner<'_> {
     }
 
     fn populate_unchecked(&mut self, addr: u64, len: u64, region: Option<(u64, u64)>) -> Res<()> {
-        for imp in self.both() {
-            imp.enter();
+        for side in self.both() {
+            side.enter();
             // SAFETY: a live GPT; a range the original completes without
             // corrupting its tree, in this pair's build (populate_check).
-            unsafe { (imp.api.populate_region)(imp.gpt, addr, len) };
+            unsafe { (side.api.populate_region)(side.gpt, addr, len) };
         }
         self.tables.populate(addr, len);
         if let Some((a, l)) = region {
@@ -573,7 +573,7 @@ impl Runner<'_> {
     /// caller knows to be valid (a live region, a page populated for the
     /// cleanup).
     fn vacate_checked(&mut self, addr: u64, len: u64) -> Res<()> {
-        match model::vacate_check(&self.tables, &self.regions, addr, len, self.debug) {
+        match regions::vacate_check(&self.tables, &self.regions, addr, len, self.debug) {
             Some(plan) => self.vacate(addr, len, &plan),
             None => Err(format!(
                 "vacating [0x{addr:x}, +0x{len:x}) is not valid for the model (a bug of \
@@ -586,14 +586,14 @@ impl Runner<'_> {
     /// len)` in both, and in the model as `plan` says.
     fn vacate(&mut self, addr: u64, len: u64, plan: &VacatePlan) -> Res<()> {
         self.unmap_region(addr, len)?;
-        for imp in self.both() {
-            imp.enter();
+        for side in self.both() {
+            side.enter();
             // SAFETY: a live GPT; a range whose pages are unmapped and
             // whose leaf tables count every entry it takes off (the plan).
-            unsafe { (imp.api.vacate_region)(imp.gpt, addr, len) };
+            unsafe { (side.api.vacate_region)(side.gpt, addr, len) };
         }
         self.tables.vacate_apply(plan);
-        model::depopulate(&mut self.regions, plan);
+        regions::depopulate(&mut self.regions, plan);
         self.stats.vacates += 1;
         self.compare_pages("after vmm_gpt_vacate_region")
     }
@@ -673,7 +673,7 @@ impl Runner<'_> {
     /// Does the format see a present entry (a table link or a page)?  The
     /// PFN if so.
     fn parse(&self, pte: u64) -> Option<u64> {
-        let parse = self.format.imp().vpi_pte_parse?;
+        let parse = self.format.pte_impl().vpi_pte_parse?;
         let mut pfn: libc::c_ulong = 0;
         // SAFETY: the format's parse function; `pfn` is a local, protp NULL.
         unsafe { parse(pte, &mut pfn, ptr::null_mut()) }.then_some(pfn)
@@ -738,11 +738,11 @@ impl Runner<'_> {
             None => pfn & PFN_MASK,
         };
         let mut res = [false; 2];
-        for (k, (imp, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
-            imp.enter();
+        for (k, (side, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
+            side.enter();
             // SAFETY: an entry of a live leaf table; if it maps a page it
             // is mapped with its own PFN, as a racing fault would.
-            res[k] = unsafe { (imp.api.map_at)(imp.gpt, p, pfn as libc::c_ulong, prot, attr) };
+            res[k] = unsafe { (side.api.map_at)(side.gpt, p, pfn as libc::c_ulong, prot, attr) };
         }
         if res[0] != res[1] {
             return Err(format!(
@@ -871,7 +871,7 @@ impl Runner<'_> {
             return Ok(());
         }
         let mut out = [(false, 0u64, 0u32); 2];
-        for (k, (imp, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
+        for (k, (side, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
             let mut pfn: libc::c_ulong = 0xdead_beef;
             let mut prot: c_uint = 0xdead;
             let pfnp: *mut libc::c_ulong = if want & 1 != 0 {
@@ -884,10 +884,10 @@ impl Runner<'_> {
             } else {
                 ptr::null_mut()
             };
-            imp.enter();
+            side.enter();
             // SAFETY: an entry of a live leaf table; each out-pointer is a
             // local or NULL.
-            let m = unsafe { (imp.api.is_mapped)(p, pfnp, protp) };
+            let m = unsafe { (side.api.is_mapped)(p, pfnp, protp) };
             out[k] = (m, pfn, prot);
         }
         if out[0] != out[1] {
@@ -905,9 +905,12 @@ impl Runner<'_> {
         if self.both_mapped(l, o)?.is_none() {
             return Ok(());
         }
-        let imp = self.format.imp();
-        let bits = if accessed { imp.vpi_bit_accessed } else { 0 }
-            | if dirty { imp.vpi_bit_dirty } else { 0 };
+        let pte_impl = self.format.pte_impl();
+        let bits = if accessed {
+            pte_impl.vpi_bit_accessed
+        } else {
+            0
+        } | if dirty { pte_impl.vpi_bit_dirty } else { 0 };
         for p in [l, o] {
             // SAFETY: an entry of a live leaf table that maps a page; the
             // hardware sets A/D bits with an atomic OR.
@@ -927,14 +930,14 @@ impl Runner<'_> {
     fn reset_entry(&mut self, leaves: [*mut vmm_gpt_entry_t; 2], on: bool, dirty: bool) -> Res<()> {
         let [l, o] = leaves;
         let mut res = [false; 2];
-        for (k, (imp, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
-            imp.enter();
+        for (k, (side, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
+            side.enter();
             // SAFETY: an entry of a live leaf table that maps a page.
             res[k] = unsafe {
                 if dirty {
-                    (imp.api.reset_dirty)(p, on)
+                    (side.api.reset_dirty)(p, on)
                 } else {
-                    (imp.api.reset_accessed)(p, on)
+                    (side.api.reset_accessed)(p, on)
                 }
             };
         }
@@ -954,13 +957,13 @@ impl Runner<'_> {
 
     fn query_entry(&self, leaves: [*mut vmm_gpt_entry_t; 2]) -> Res<()> {
         let mut res = [(false, false); 2];
-        for (k, (imp, p)) in [(&self.lib, leaves[0]), (&self.orig, leaves[1])]
+        for (k, (side, p)) in [(&self.lib, leaves[0]), (&self.orig, leaves[1])]
             .into_iter()
             .enumerate()
         {
-            imp.enter();
+            side.enter();
             // SAFETY: an entry of a live leaf table.
-            res[k] = unsafe { ((imp.api.query_accessed)(p), (imp.api.query_dirty)(p)) };
+            res[k] = unsafe { ((side.api.query_accessed)(p), (side.api.query_dirty)(p)) };
         }
         if res[0] != res[1] {
             return Err(format!(
@@ -999,10 +1002,10 @@ impl Runner<'_> {
 
     fn unmap(&mut self, gpa: u64) -> Res<()> {
         let mut res = [false; 2];
-        for (k, imp) in self.both().into_iter().enumerate() {
-            imp.enter();
+        for (k, side) in self.both().into_iter().enumerate() {
+            side.enter();
             // SAFETY: a live GPT; any GPA (the walk takes it mod 2^48).
-            res[k] = unsafe { (imp.api.unmap)(imp.gpt, gpa) };
+            res[k] = unsafe { (side.api.unmap)(side.gpt, gpa) };
         }
         if res[0] != res[1] {
             return Err(format!(
@@ -1020,11 +1023,11 @@ impl Runner<'_> {
             return self.skip();
         }
         let mut res = [0usize; 2];
-        for (k, imp) in self.both().into_iter().enumerate() {
-            imp.enter();
+        for (k, side) in self.both().into_iter().enumerate() {
+            side.enter();
             // SAFETY: a live GPT; a range the original's ASSERTs accept in
             // this pair's build.
-            res[k] = unsafe { (imp.api.unmap_region)(imp.gpt, addr, len) };
+            res[k] = unsafe { (side.api.unmap_region)(side.gpt, addr, len) };
         }
         if res[0] != res[1] {
             return Err(format!(
@@ -1039,16 +1042,16 @@ impl Runner<'_> {
 
     fn get_pmtp(&mut self, track_dirty: bool) -> Res<()> {
         let mut out = [(0u64, 0u64); 2];
-        for (k, imp) in self.both().into_iter().enumerate() {
-            imp.enter();
+        for (k, side) in self.both().into_iter().enumerate() {
+            side.enter();
             // SAFETY: a live GPT.
-            let v = unsafe { (imp.api.get_pmtp)(imp.gpt, track_dirty) };
-            let root = imp.root() as u64;
+            let v = unsafe { (side.api.get_pmtp)(side.gpt, track_dirty) };
+            let root = side.root() as u64;
             if v & PA_MASK != root {
                 return Err(format!(
                     "vmm_gpt_get_pmtp({track_dirty}) of the {} is 0x{v:x}, whose address is \
                      not its root table's (0x{root:x})",
-                    imp.api.name
+                    side.api.name
                 ));
             }
             out[k] = (v & !PA_MASK, v);
@@ -1065,12 +1068,12 @@ impl Runner<'_> {
 
     fn can_track_dirty(&mut self, hw_ad: bool) -> Res<()> {
         // SAFETY: a setter of the stand-in formats' state.
-        unsafe { sys::ktest_set_hw_ad_supported(hw_ad) };
+        unsafe { impls::ktest_set_hw_ad_supported(hw_ad) };
         let mut res = [false; 2];
-        for (k, imp) in self.both().into_iter().enumerate() {
-            imp.enter();
+        for (k, side) in self.both().into_iter().enumerate() {
+            side.enter();
             // SAFETY: a live GPT.
-            res[k] = unsafe { (imp.api.can_track_dirty)(imp.gpt) };
+            res[k] = unsafe { (side.api.can_track_dirty)(side.gpt) };
         }
         if res != [hw_ad, hw_ad] {
             return Err(format!(
@@ -1092,12 +1095,12 @@ impl Runner<'_> {
         self.compare_tables([self.lib.root(), self.orig.root()], 0, 0, &mut counts)
             .map_err(|e| format!("{when}: table trees differ: {e}"))?;
         self.stats.tables_compared += counts[0];
-        for (imp, n) in self.both().into_iter().zip(counts) {
-            let held = imp.live_pages();
+        for (side, n) in self.both().into_iter().zip(counts) {
+            let held = side.live_pages();
             if held != n {
                 return Err(format!(
                     "{when}: the {} holds {held} table pages, but {n} are linked from its root",
-                    imp.api.name
+                    side.api.name
                 ));
             }
         }

@@ -27,8 +27,8 @@ use std::process::exit;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vmm_gpt_difftest::{
-    generate, reference_available, reference_source, sanitized, shrink, spawn, sys, Child, Format,
-    Outcome, Side, Stats,
+    generate, impls, reference_available, reference_source, sanitized, shrink, spawn, Child,
+    Format, Outcome, Side, Stats,
 };
 
 const DEFAULT_OPS: u64 = 1_000_000;
@@ -39,7 +39,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
     match env::var(name) {
         Ok(v) if !v.is_empty() => v.parse().unwrap_or_else(|_| {
             println!("differential: {name}={v} is not a number");
-            println!("differential: 0 passed, 1 failed");
+            println!("differential: 0 passed, 1 failed, 0 skipped");
             exit(1)
         }),
         _ => default,
@@ -86,8 +86,8 @@ fn main() {
     println!(
         "differential: {total} operations in {nseq} sequences of up to {seq}, seeds from \
          {seed0}, {jobs} at a time; the {} against the {} from {}{}",
-        sys::library().name,
-        sys::reference_for(sys::library()).map_or("-", |r| r.name),
+        impls::library().name,
+        impls::reference_for(impls::library()).map_or("-", |r| r.name),
         reference_source(),
         if sanitized() {
             " (C under ASan+UBSan)"
@@ -149,7 +149,7 @@ fn main() {
                     "the run ended without a verdict ({status}) in op #{}, in the {}",
                     op_index.map_or("?".into(), |i| i.to_string()),
                     match side {
-                        Some(Side::Lib) => sys::library().name,
+                        Some(Side::Lib) => impls::library().name,
                         Some(Side::Ref) => "original",
                         None => "?",
                     }
@@ -227,8 +227,8 @@ fn main() {
         if small.len() > SHOWN {
             println!("  ... {} more", small.len() - SHOWN);
         }
-        println!("differential: {passed} passed, 1 failed");
+        println!("differential: {passed} passed, 1 failed, 0 skipped");
         exit(1);
     }
-    println!("differential: {passed} passed, 0 failed");
+    println!("differential: {passed} passed, 0 failed, 0 skipped");
 }

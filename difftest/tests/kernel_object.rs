@@ -31,7 +31,7 @@ use std::env;
 use std::process::exit;
 use std::time::Instant;
 
-use vmm_gpt_difftest::sys::{self, Api};
+use vmm_gpt_difftest::impls::{self, Api};
 use vmm_gpt_difftest::{
     generate, reference_available, shrink, spawn, Child, Format, GenConfig, Outcome, Side, Stats,
 };
@@ -45,7 +45,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
     match env::var(name) {
         Ok(v) if !v.is_empty() => v.parse().unwrap_or_else(|_| {
             println!("kernel_object: {name}={v} is not a number");
-            println!("kernel_object: 0 passed, 1 failed");
+            println!("kernel_object: 0 passed, 1 failed, 0 skipped");
             exit(1)
         }),
         _ => default,
@@ -73,7 +73,7 @@ struct Job {
 /// Runs `per_format` operations per format of `api` against its build's
 /// original; on a failure, the shrunk sequence.
 fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Result<Stats, String> {
-    sys::select(api);
+    impls::select(api);
     let mut todo: VecDeque<(u64, Format, usize)> = VecDeque::new();
     for (f, format) in Format::ALL.into_iter().enumerate() {
         let mut done = 0;
@@ -153,7 +153,7 @@ fn main() {
         println!("kernel_object: test");
         return;
     }
-    if sys::kernel_object().is_none() {
+    if impls::kernel_object().is_none() {
         skip_or_fail(
             "VMM_GPT_REQUIRE_KERNEL_OBJECT",
             "the kernel object is not linked (VMM_GPT_KERNEL_OBJECT unset)",
@@ -170,9 +170,12 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let jobs = env_u64("VMM_GPT_DIFF_JOBS", cpus).max(1) as usize;
     let pairs = [
-        (sys::kernel_object(), sys::kernel_object_path()),
-        (sys::kernel_object_debug(), sys::kernel_object_debug_path()),
-        (sys::staticlib(), sys::staticlib_path()),
+        (impls::kernel_object(), impls::kernel_object_path()),
+        (
+            impls::kernel_object_debug(),
+            impls::kernel_object_debug_path(),
+        ),
+        (impls::staticlib(), impls::staticlib_path()),
     ];
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (api, path) in pairs {
@@ -180,7 +183,7 @@ fn main() {
             skipped += 1;
             continue;
         };
-        let orig = sys::reference_for(api).map_or("-", |r| r.name);
+        let orig = impls::reference_for(api).map_or("-", |r| r.name);
         println!(
             "kernel_object: the {} ({path}) against the {orig}, {per_format} operations per \
              format{}",
@@ -223,8 +226,8 @@ fn main() {
         ("the release staticlib", "VMM_GPT_RELEASE_STATICLIB"),
     ] {
         let linked = match var {
-            "VMM_GPT_KERNEL_OBJECT_DEBUG" => sys::kernel_object_debug().is_some(),
-            _ => sys::staticlib().is_some(),
+            "VMM_GPT_KERNEL_OBJECT_DEBUG" => impls::kernel_object_debug().is_some(),
+            _ => impls::staticlib().is_some(),
         };
         if !linked {
             println!("kernel_object: {name} is not linked ({var} unset): its pair is skipped");

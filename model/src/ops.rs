@@ -9,8 +9,8 @@
 
 use proptest::prelude::*;
 
+use crate::library::{Format, MTRR_UC, MTRR_WB};
 use crate::model::{PAGE, SPACE_END};
-use crate::sys::{Format, MTRR_UC, MTRR_WB};
 
 /// Where a new region starts.
 #[derive(Clone, Debug)]

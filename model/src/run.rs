@@ -21,9 +21,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::library::{self, Format, Gpt, KmemStats, Pte, Session, ENTRY_SPAN};
 use crate::model::{Model, PAGE, SPACE_END};
 use crate::ops::{Base, Case, Mapping, Op, Target};
-use crate::sys::{self, Format, Gpt, KmemStats, Pte, Session, ENTRY_SPAN};
 
 /// What one run did, for the tests to check that the operations were not
 /// all skipped.
@@ -116,7 +116,7 @@ fn index(level: usize, gpa: u64) -> usize {
 
 impl<'s> Runner<'s> {
     fn new(session: &'s Session) -> Runner<'s> {
-        let kmem0 = sys::kmem();
+        let kmem0 = library::kmem();
         let gpt = Gpt::alloc(session);
         let root = gpt.root_addr();
         let mut r = Runner {
@@ -154,7 +154,7 @@ impl<'s> Runner<'s> {
             }
             Inject::ModelExtraEntry => {
                 let (s, _) = self.model.region(0).expect("a region");
-                let value = self.format.map_page(1, 7, crate::sys::MTRR_WB);
+                let value = self.format.map_page(1, 7, crate::library::MTRR_WB);
                 self.model.set_entry(s, value);
             }
         }
@@ -423,7 +423,7 @@ impl<'s> Runner<'s> {
         for lvl in 0..4 {
             let got = entries[lvl] as usize;
             if lvl > depth {
-                if got != sys::walk_poison() as usize {
+                if got != library::walk_poison() as usize {
                     self.fail(format!(
                         "walk({gpa:#x}, depth {depth}) wrote entries[{lvl}] = {got:#x} past its depth"
                     ));
@@ -659,7 +659,7 @@ impl<'s> Runner<'s> {
     }
 
     fn pmtp(&mut self, track: bool, hw_ad: bool) {
-        sys::set_hw_ad_supported(hw_ad);
+        library::set_hw_ad_supported(hw_ad);
         if self.gpt().can_track_dirty() != hw_ad {
             self.fail(format!("can_track_dirty() != {hw_ad}"));
         }
@@ -740,7 +740,7 @@ impl<'s> Runner<'s> {
         if addrs.len() != total {
             self.fail("two tables share a page".into());
         }
-        let pages = sys::kmem().live_pages - self.kmem0.live_pages;
+        let pages = library::kmem().live_pages - self.kmem0.live_pages;
         if pages != total as u64 {
             self.fail(format!(
                 "the kernel holds {pages} table pages, the tree has {total} (model: {:?})",
@@ -767,7 +767,7 @@ impl<'s> Runner<'s> {
         }
         self.at = format!("vmm_gpt_free (free_populated {free_populated})");
         self.gpt.take().expect("the GPT is live").free();
-        let k = sys::kmem();
+        let k = library::kmem();
         if k.live_allocs != self.kmem0.live_allocs || k.live_bytes != self.kmem0.live_bytes {
             self.fail(format!(
                 "{} allocations ({} bytes) left after vmm_gpt_free",

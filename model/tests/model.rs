@@ -12,9 +12,9 @@ use std::sync::Once;
 
 use proptest::test_runner::{Config, TestRunner};
 
+use vmm_gpt_model::library::{Format, Session, MTRR_WB};
 use vmm_gpt_model::ops::{self, Base, Case, Mapping, Op, Target};
 use vmm_gpt_model::run::{run_case, run_case_injected, Inject, Stats};
-use vmm_gpt_model::sys::{Format, Session, MTRR_WB};
 
 /// Cases per test: `PROPTEST_CASES`, or `default`.
 fn cases(default: u32) -> u32 {

@@ -25,6 +25,7 @@ use ::vmm_gpt::abi::*;
 use ::vmm_gpt::abi_impl::*;
 use ::vmm_gpt::ffi::*;
 use ::vmm_gpt::hotpatch::{vmm_gpt_impl_panic, vmm_pte_uninit_impl};
+use vmm_gpt_harness as _;
 
 /// Every declaration that ctest read has exactly the signature of the
 /// library's definition: each pair must coerce to one function-pointer type

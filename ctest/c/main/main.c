@@ -8,7 +8,7 @@
  *   VTEST_MAIN_REFERENCE  1: the original vmm_gpt.c; 0: the library's code
  *   VTEST_MAIN_DEBUG      1: a DEBUG build (ASSERTs live); 0: non-DEBUG
  *
- * Kept out of ctest/c itself, whose sources all go into the harness library
+ * Kept out of ctest/c itself, whose sources all go into the test library
  * of the Rust test targets (c_unit.rs has its own main).
  */
 #include "vtest.h"

@@ -1,7 +1,7 @@
 /*
  * Userland stand-in for the illumos kernel's <sys/types.h>.
  *
- * It is found before glibc's header (-I ctest/include), so it pulls glibc's
+ * It is found before glibc's header (-I harness/include), so it pulls glibc's
  * in with #include_next (libc headers that include <sys/types.h> keep
  * working) and then adds the illumos names that the kernel code uses:
  * pfn_t, uint_t, ulong_t, caddr_t, boolean_t, ...  The guard must differ

@@ -7,130 +7,14 @@
 
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
-use vmm_gpt::abi_impl::vmm_pte_impl;
 use vmm_gpt::ffi;
 
-/// The kernel stand-in's allocation accounting (`ctest/c/ktest.h`).
-#[repr(C)]
-#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KmemStats {
-    pub live_allocs: u64,
-    pub live_bytes: u64,
-    /// Live allocations of exactly `PAGESIZE`: the library's tables.
-    pub live_pages: u64,
-    pub total_allocs: u64,
-    pub total_frees: u64,
-}
-
-extern "C" {
-    static ept_pte_impl: vmm_pte_impl;
-    static rvi_pte_impl: vmm_pte_impl;
-    fn ktest_kmem_stats(ks: *mut KmemStats);
-    fn ktest_set_hw_ad_supported(on: bool);
-    fn ktest_hw_ad_supported() -> bool;
-}
-
-/// The kernel stand-in's allocation counters now.
-pub fn kmem() -> KmemStats {
-    let mut ks = KmemStats::default();
-    // SAFETY: the stand-in fills the struct, whose layout mirrors ktest.h.
-    unsafe { ktest_kmem_stats(&mut ks) };
-    ks
-}
-
-/// Sets what the formats' `vpi_hw_ad_supported()` answers.
-pub fn set_hw_ad_supported(on: bool) {
-    // SAFETY: a plain setter of the stand-in (an atomic store).
-    unsafe { ktest_set_hw_ad_supported(on) }
-}
-
-/// What the formats' `vpi_hw_ad_supported()` answers now.
-pub fn hw_ad_supported() -> bool {
-    // SAFETY: a plain getter of the stand-in (an atomic load).
-    unsafe { ktest_hw_ad_supported() }
-}
-
-/// `PROT_READ | PROT_WRITE | PROT_EXEC`.
-pub const PROT_ALL: u32 = 7;
-/// `MTRR_TYPE_UC` and `MTRR_TYPE_WB`, the memory types both formats accept.
-pub const MTRR_UC: u8 = 0;
-pub const MTRR_WB: u8 = 6;
-
-/// A PTE format of the harness (`ctest/c/pte_ept.c`, `pte_rvi.c`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Ept,
-    Rvi,
-}
-
-impl Format {
-    /// The format's `struct vmm_pte_impl`.
-    pub fn imp(self) -> &'static vmm_pte_impl {
-        // SAFETY: both are immutable C statics of the harness, defined for
-        // the life of the process.
-        unsafe {
-            match self {
-                Format::Ept => &*ptr::addr_of!(ept_pte_impl),
-                Format::Rvi => &*ptr::addr_of!(rvi_pte_impl),
-            }
-        }
-    }
-
-    /// The entry that links a table at `pfn` (the format's `vpi_map_table`).
-    pub fn map_table(self, pfn: u64) -> u64 {
-        let f = self.imp().vpi_map_table.expect("vpi_map_table");
-        // SAFETY: a pure function of the harness's format.
-        unsafe { f(pfn) }
-    }
-
-    /// The leaf entry mapping `pfn` (the format's `vpi_map_page`).
-    pub fn map_page(self, pfn: u64, prot: u32, attr: u8) -> u64 {
-        let f = self.imp().vpi_map_page.expect("vpi_map_page");
-        // SAFETY: a pure function of the harness's format; callers pass a
-        // memory type the format accepts.
-        unsafe { f(pfn, prot, attr) }
-    }
-
-    /// The PFN and protection an entry maps, if it maps anything (the
-    /// format's `vpi_pte_parse`).
-    pub fn parse(self, pte: u64) -> Option<(u64, u32)> {
-        let f = self.imp().vpi_pte_parse.expect("vpi_pte_parse");
-        let (mut pfn, mut prot) = (0, 0);
-        // SAFETY: a pure function of the harness's format, writing only
-        // through the two pointers, which point at our locals.
-        unsafe { f(pte, &mut pfn, &mut prot) }.then_some((pfn, prot))
-    }
-
-    /// The EPTP / nCR3 for a root table at `pfn` (the format's
-    /// `vpi_get_pmtp`).
-    pub fn get_pmtp(self, root_pfn: u64, track_dirty: bool) -> u64 {
-        let f = self.imp().vpi_get_pmtp.expect("vpi_get_pmtp");
-        // SAFETY: a pure function of the harness's format.
-        unsafe { f(root_pfn, track_dirty) }
-    }
-
-    pub fn bit_accessed(self) -> u64 {
-        self.imp().vpi_bit_accessed
-    }
-
-    pub fn bit_dirty(self) -> u64 {
-        self.imp().vpi_bit_dirty
-    }
-
-    /// Whether the format accepts memory type `attr` (the AMD one panics on
-    /// anything but UC and WB).
-    pub fn accepts_attr(self, attr: u8) -> bool {
-        match self {
-            Format::Ept => true,
-            Format::Rvi => attr == MTRR_UC || attr == MTRR_WB,
-        }
-    }
-}
-
-static LOCK: Mutex<()> = Mutex::new(());
+pub use vmm_gpt_harness::{
+    hw_ad_supported, kmem, set_hw_ad_supported, Format, KmemStats, MTRR_UC, MTRR_WB, PROT_ALL,
+};
 
 /// Exclusive use of the library with one format installed: holds the
 /// global lock, `vmm_gpt_init()`s the format and `vmm_gpt_fini()`s it when
@@ -144,11 +28,11 @@ impl Session {
     pub fn new(format: Format) -> Session {
         // A failed test (a panic) poisons the lock; the state it protects is
         // restored by Drop all the same.
-        let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = vmm_gpt_harness::exclusive();
         set_hw_ad_supported(true);
         // SAFETY: a format of the harness; none is installed (every Session
         // uninstalls its format when dropped, and this one holds the lock).
-        let ok = unsafe { ffi::vmm_gpt_init(format.imp()) };
+        let ok = unsafe { ffi::vmm_gpt_init(format.pte_impl()) };
         assert!(ok, "vmm_gpt_init({format:?}) refused the format");
         Session {
             format,

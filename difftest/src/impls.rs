@@ -1,5 +1,5 @@
 //! The implementations behind one table of C functions each, and the
-//! kernel stand-in's test hooks (`ctest/c/ktest.h`).
+//! kernel stand-in's test hooks (from `vmm-gpt-harness`).
 //!
 //! | table | what | build | present with |
 //! | --- | --- | --- | --- |
@@ -26,34 +26,10 @@ use vmm_gpt::abi::{
 };
 use vmm_gpt::abi_impl::vmm_pte_impl;
 
-/// `kmem_stats_t` of `ktest.h`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KmemStats {
-    pub live_allocs: u64,
-    pub live_bytes: u64,
-    pub live_pages: u64,
-    pub total_allocs: u64,
-    pub total_frees: u64,
-}
-
-/// `ktest_panic_hook_t`.
-pub type PanicHook = Option<unsafe extern "C" fn()>;
-
-extern "C" {
-    /// The test formats (`pte_ept.c`, `pte_rvi.c`).
-    pub static ept_pte_impl: vmm_pte_impl;
-    pub static rvi_pte_impl: vmm_pte_impl;
-
-    pub fn ktest_kmem_stats(ks: *mut KmemStats);
-    pub fn ktest_kmem_set_domain(domain: c_uint);
-    pub fn ktest_kmem_domain() -> c_uint;
-    pub fn ktest_kmem_domain_stats(domain: c_uint, ks: *mut KmemStats);
-    pub fn ktest_kmem_domain_reclaim(domain: c_uint) -> u64;
-    pub fn ktest_set_panic_hook(hook: PanicHook) -> PanicHook;
-    pub fn ktest_set_hw_ad_supported(on: bool);
-    pub fn ktest_hw_ad_supported() -> bool;
-}
+pub use vmm_gpt_harness::{
+    domain_stats, ktest_kmem_domain, ktest_kmem_domain_reclaim, ktest_kmem_set_domain,
+    ktest_set_hw_ad_supported, ktest_set_panic_hook, KmemStats,
+};
 
 /// The C surface of one implementation (the 19 functions of
 /// `<sys/vmm_gpt.h>`), with the kmem domain its allocations are charged to
@@ -352,13 +328,4 @@ pub fn library() -> &'static Api {
         // SAFETY: only `select` stores, and only `&'static Api`s.
         unsafe { &*p }
     }
-}
-
-/// Live allocations of a kmem domain.
-pub fn domain_stats(domain: c_uint) -> KmemStats {
-    let mut ks = KmemStats::default();
-    // SAFETY: `ks` is a valid kmem_stats_t to write; the domain is one of
-    // the constants above (below KTEST_KMEM_DOMAINS).
-    unsafe { ktest_kmem_domain_stats(domain, &mut ks) };
-    ks
 }

@@ -15,7 +15,7 @@
 /*
  * Addition: the kernel services themselves (kmem_zalloc, cmn_err, panic,
  * atomic_cas_64, hot_patch_kernel_text, modgetsymname, hat_*, kas), from the
- * stand-in headers in ctest/include.
+ * stand-in headers in harness/include.
  */
 #include <sys/atomic.h>
 #include <sys/cmn_err.h>
