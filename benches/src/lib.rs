@@ -2,7 +2,7 @@
 //!
 //! Both implementations run in one process, in the same kernel stand-in
 //! (`harness/c/kernel.c`), with the same PTE format, through the function
-//! tables of the differential-test crate (`vmm_gpt_difftest::impls`): the
+//! tables of `vmm-gpt-impls`: the
 //! library as itself, the original compiled from `$ILLUMOS_GATE` with its
 //! symbols renamed.  Each implementation's `kmem_zalloc`s are charged to a
 //! kmem domain of its own, so kernel memory is measured per implementation.
@@ -28,22 +28,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::MutexGuard;
 use std::time::Duration;
 
-use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
-pub use vmm_gpt_difftest::impls::Api;
-use vmm_gpt_difftest::impls::{self, LIB};
-pub use vmm_gpt_difftest::Format;
+use vmm_gpt::abi::LEVEL1;
+use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_t};
+use vmm_gpt_harness::{
+    layout, Region, Rng, MTRR_UC, MTRR_WB, PROT_ALL as PROT_RWX, PROT_READ, PROT_WRITE,
+};
+pub use vmm_gpt_harness::{Format, PAGE};
+pub use vmm_gpt_impls::Api;
+use vmm_gpt_impls::{self as impls, LIB};
 
 pub const KIB: u64 = 1 << 10;
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
-pub const PAGE: u64 = 4 * KIB;
 
-/// `LEVEL1`, as the raw depth of `vmm_gpt_walk`.
-const LEVEL1: u32 = 3;
-const PROT_RWX: u32 = 7;
-const PROT_RW: u32 = 3;
-const MTRR_WB: u8 = 6;
-const MTRR_UC: u8 = 0;
+const PROT_RW: u32 = PROT_READ | PROT_WRITE;
 /// Where the contiguous regions start: 4 GiB, where bhyve puts high RAM.
 const BASE: u64 = 4 * GIB;
 /// The first host page mapped.
@@ -279,7 +277,7 @@ impl Sample {
 
 /// Live kernel memory of an implementation.
 fn kmem_live(api: &Api) -> u64 {
-    impls::domain_stats(api.domain).live_bytes
+    vmm_gpt_harness::domain_stats(api.domain).live_bytes
 }
 
 /// One GPT of one implementation.
@@ -332,17 +330,8 @@ impl Gpt {
     /// Iterates `[addr, addr + len)`, calling `f` on every leaf entry.
     #[inline]
     pub fn for_each_leaf(&self, addr: u64, len: u64, mut f: impl FnMut(u64, Leaf<'_>)) {
-        let mut it = vmm_gpt_iter_t {
-            vgi_gpt: ptr::null_mut(),
-            vgi_addr: 0,
-            vgi_end: 0,
-            vgi_current: 0,
-            vgi_entries: [ptr::null_mut(); 4],
-        };
-        let mut e = vmm_gpt_iter_entry_t {
-            vgie_gpa: 0,
-            vgie_ptep: ptr::null_mut(),
-        };
+        let mut it = vmm_gpt_harness::iter_zeroed();
+        let mut e = vmm_gpt_harness::iter_entry_zeroed();
         // SAFETY: a live GPT, a page-aligned range, our iterator.
         unsafe { (self.api.iter_init)(&mut it, self.ptr, addr, len) };
         // SAFETY: the iterator this implementation initialized, over its
@@ -437,58 +426,6 @@ impl<'g> Leaf<'g> {
     }
 }
 
-/// A guest-physical region of the lifecycle, as vmspace maps one.
-#[derive(Clone, Copy, Debug)]
-struct Region {
-    gpa: u64,
-    len: u64,
-    mmio: bool,
-}
-
-/// The demo's bhyve-like layout (`demo/src/main.rs`): low RAM below the
-/// 32-bit PCI hole, high RAM above 4 GiB, a framebuffer BAR, and a few
-/// device pages up in the hole.
-fn layout(ram: u64) -> Vec<Region> {
-    let low = ram.min(3 * GIB);
-    let mut v = vec![Region {
-        gpa: 0,
-        len: low,
-        mmio: false,
-    }];
-    if ram > low {
-        v.push(Region {
-            gpa: 4 * GIB,
-            len: ram - low,
-            mmio: false,
-        });
-    }
-    for (gpa, len) in [
-        (0xc000_0000, 16 * MIB),
-        (0xfec0_0000, PAGE),
-        (0xfed0_0000, PAGE),
-        (0xffe0_0000, 2 * MIB),
-    ] {
-        v.push(Region {
-            gpa,
-            len,
-            mmio: true,
-        });
-    }
-    v
-}
-
-/// The demo's generator (xorshift64*), for reproducible runs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 /// The large mapped guest of the random lookups, kept across runs.
 struct Guest {
     gpt: Gpt,
@@ -518,7 +455,7 @@ pub struct Bench {
 fn set_domain(domain: c_uint) {
     // SAFETY: the domains used are 0 and those of the implementations,
     // all below KTEST_KMEM_DOMAINS.
-    unsafe { impls::ktest_kmem_set_domain(domain) }
+    vmm_gpt_harness::set_domain(domain)
 }
 
 /// The CPU time the calling thread has used.
@@ -546,7 +483,7 @@ fn timed<R>(f: impl FnOnce() -> R) -> (Duration, R) {
 impl Bench {
     /// Installs `format` in every implementation.
     pub fn new(format: Format, scale: Scale) -> Bench {
-        let lock = vmm_gpt_difftest::exclusive();
+        let lock = vmm_gpt_harness::exclusive();
         // The stand-in's kmem_zalloc is posix_memalign + memset.  glibc
         // gives memory freed at the top of the heap back to the system
         // (trimming), so that the next run's tables page-fault anew, in

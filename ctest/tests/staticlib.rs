@@ -16,18 +16,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The names of one of illumos-build's lists (one a line, `#` comments):
-/// the kernel object's exports and what it may import, which the shipped
-/// staticlib must match as well.
-fn list(text: &'static str) -> BTreeSet<&'static str> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
-}
+mod common;
+use common::{names, EXPORTS, IMPORTS};
 
-const EXPORTS: &str = include_str!("../../illumos-build/exports.txt");
-const IMPORTS: &str = include_str!("../../illumos-build/imports.txt");
+/// One of illumos-build's lists: the kernel object's exports and what it
+/// may import, which the shipped staticlib must match as well.
+fn list(text: &'static str) -> BTreeSet<&'static str> {
+    names(text).into_iter().collect()
+}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t, LEVEL1};
+use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_t, LEVEL1};
 use vmm_gpt::abi_impl::vmm_pte_impl;
 use vmm_gpt::ffi::*;
 use vmm_gpt_harness::{kmem, layout, Format, Region, Rng, MTRR_UC, MTRR_WB, PAGE, PROT_ALL};
@@ -77,12 +77,8 @@ fn count_tables(gpt: *mut vmm_gpt_t, regions: &[Region]) -> [usize; 4] {
 
 /// Iterates `[gpa, gpa + len)`, calling `f` on every leaf entry.
 fn for_each_leaf(gpt: *mut vmm_gpt_t, gpa: u64, len: u64, mut f: impl FnMut(u64, *mut u64)) {
-    // SAFETY: zeroed is a valid state for init to overwrite.
-    let mut it: vmm_gpt_iter_t = unsafe { std::mem::zeroed() };
-    let mut e = vmm_gpt_iter_entry_t {
-        vgie_gpa: 0,
-        vgie_ptep: std::ptr::null_mut(),
-    };
+    let mut it = vmm_gpt_harness::iter_zeroed();
+    let mut e = vmm_gpt_harness::iter_entry_zeroed();
     // SAFETY: a live GPT, our iterator and entry.
     unsafe {
         vmm_gpt_iter_init(&mut it, gpt, gpa, len);

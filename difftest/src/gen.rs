@@ -962,6 +962,20 @@ impl Gen<'_> {
     }
 }
 
+impl<'c> Gen<'c> {
+    fn new(cfg: &'c GenConfig, format: Format) -> Self {
+        Gen {
+            cfg,
+            assert_only: cfg.makes_assert_only(),
+            format,
+            regions: Regions::default(),
+            tables: Tables::default(),
+            recent: Vec::new(),
+            next_recent: 0,
+        }
+    }
+}
+
 /// A random, valid, bhyve-like sequence of `n_ops` operations from `seed`
 /// ([`GenConfig::DEFAULT`]).
 pub fn generate(seed: u64, n_ops: usize, format: Format) -> Vec<Op> {
@@ -971,15 +985,7 @@ pub fn generate(seed: u64, n_ops: usize, format: Format) -> Vec<Op> {
 /// [`generate`] with another configuration.
 pub fn generate_with(seed: u64, n_ops: usize, format: Format, cfg: &GenConfig) -> Vec<Op> {
     let mut rng = Rng::new(seed ^ ((format as u64) << 63));
-    let mut g = Gen {
-        cfg,
-        assert_only: cfg.makes_assert_only(),
-        format,
-        regions: Regions::default(),
-        tables: Tables::default(),
-        recent: Vec::new(),
-        next_recent: 0,
-    };
+    let mut g = Gen::new(cfg, format);
     (0..n_ops).map(|_| g.op(&mut rng)).collect()
 }
 
@@ -1003,15 +1009,7 @@ pub fn from_bytes_with(data: &[u8], cfg: &GenConfig) -> (Format, Vec<Op>) {
         data: data.get(1..).unwrap_or(&[]),
         pos: 0,
     };
-    let mut g = Gen {
-        cfg,
-        assert_only: cfg.makes_assert_only(),
-        format,
-        regions: Regions::default(),
-        tables: Tables::default(),
-        recent: Vec::new(),
-        next_recent: 0,
-    };
+    let mut g = Gen::new(cfg, format);
     let mut ops = Vec::new();
     while !src.exhausted() && ops.len() < FROM_BYTES_MAX_OPS {
         ops.push(g.op(&mut src));

@@ -48,7 +48,7 @@
 use std::fmt;
 
 mod gen;
-pub mod impls;
+pub use vmm_gpt_impls as impls;
 mod isolate;
 pub mod regions;
 mod runner;
@@ -311,7 +311,7 @@ pub fn reference_available() -> bool {
 
 /// Where the original was compiled from (empty without it).
 pub fn reference_source() -> &'static str {
-    env!("VMM_GPT_DIFFTEST_ORIGINAL")
+    impls::original_path()
 }
 
 /// Whether the C side was built with ASan and UBSan (`VMM_GPT_SANITIZE=1`).

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
+use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
 
 use crate::impls::{self, Api, LIB_DOMAIN, REF_DOMAIN};
 use crate::regions::{self, Regions, Tables, VacatePlan};
@@ -142,13 +142,7 @@ impl Impl {
     }
 
     fn iter_init(&self, addr: u64, len: u64) -> vmm_gpt_iter_t {
-        let mut it = vmm_gpt_iter_t {
-            vgi_gpt: ptr::null_mut(),
-            vgi_addr: 0,
-            vgi_end: 0,
-            vgi_current: 0,
-            vgi_entries: [ptr::null_mut(); 4],
-        };
+        let mut it = vmm_gpt_harness::iter_zeroed();
         self.enter();
         // SAFETY: a live GPT and a range the original's ASSERTs accept in
         // this pair's build (checked by the caller); `it` is ours.
@@ -157,10 +151,7 @@ impl Impl {
     }
 
     fn iter_next(&self, it: &mut vmm_gpt_iter_t) -> Option<(u64, *mut vmm_gpt_entry_t)> {
-        let mut e = vmm_gpt_iter_entry_t {
-            vgie_gpa: 0,
-            vgie_ptep: ptr::null_mut(),
-        };
+        let mut e = vmm_gpt_harness::iter_entry_zeroed();
         self.enter();
         // SAFETY: an iterator this implementation initialized, over its
         // live GPT, which no table change has invalidated since.
@@ -337,6 +328,29 @@ impl Runner<'_> {
 
     fn both(&self) -> [&Impl; 2] {
         [&self.lib, &self.orig]
+    }
+
+    /// Calls `call` on each side (entered), with its entry of `entries`
+    /// (NULL for calls on the GPT alone), and compares the results: a
+    /// difference is reported as "`what` returned X (library) vs Y
+    /// (original)".
+    fn call_both<T: PartialEq + std::fmt::Debug>(
+        &self,
+        entries: [*mut vmm_gpt_entry_t; 2],
+        what: impl FnOnce() -> String,
+        mut call: impl FnMut(&Impl, *mut vmm_gpt_entry_t) -> T,
+    ) -> Res<T> {
+        let [l, o] = [(&self.lib, entries[0]), (&self.orig, entries[1])].map(|(side, p)| {
+            side.enter();
+            call(side, p)
+        });
+        if l != o {
+            return Err(format!(
+                "{} returned {l:?} (library) vs {o:?} (original)",
+                what()
+            ));
+        }
+        Ok(l)
     }
 
     fn alloc(&mut self) -> Res<()> {
@@ -737,21 +751,13 @@ impl Runner<'_> {
             Some(mapped) => mapped,
             None => pfn & PFN_MASK,
         };
-        let mut res = [false; 2];
-        for (k, (side, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
-            side.enter();
-            // SAFETY: an entry of a live leaf table; if it maps a page it
-            // is mapped with its own PFN, as a racing fault would.
-            res[k] = unsafe { (side.api.map_at)(side.gpt, p, pfn as libc::c_ulong, prot, attr) };
-        }
-        if res[0] != res[1] {
-            return Err(format!(
-                "vmm_gpt_map_at(pfn 0x{pfn:x}, prot {prot}, attr {attr}) returned {} \
-                 (library) vs {} (original)",
-                res[0], res[1]
-            ));
-        }
-        if res[0] {
+        let what = || format!("vmm_gpt_map_at(pfn 0x{pfn:x}, prot {prot}, attr {attr})");
+        // SAFETY: an entry of a live leaf table; if it maps a page it is
+        // mapped with its own PFN, as a racing fault would.
+        let mapped = self.call_both(leaves, what, |side, p| unsafe {
+            (side.api.map_at)(side.gpt, p, pfn as libc::c_ulong, prot, attr)
+        })?;
+        if mapped {
             self.stats.maps += 1;
         }
         self.compare_values("after vmm_gpt_map_at", l, o)
@@ -870,8 +876,8 @@ impl Runner<'_> {
         if l.is_null() {
             return Ok(());
         }
-        let mut out = [(false, 0u64, 0u32); 2];
-        for (k, (side, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
+        let what = || format!("vmm_gpte_is_mapped(want {want}) as (mapped, pfn, prot)");
+        self.call_both([l, o], what, |side, p| {
             let mut pfn: libc::c_ulong = 0xdead_beef;
             let mut prot: c_uint = 0xdead;
             let pfnp: *mut libc::c_ulong = if want & 1 != 0 {
@@ -884,20 +890,12 @@ impl Runner<'_> {
             } else {
                 ptr::null_mut()
             };
-            side.enter();
             // SAFETY: an entry of a live leaf table; each out-pointer is a
             // local or NULL.
             let m = unsafe { (side.api.is_mapped)(p, pfnp, protp) };
-            out[k] = (m, pfn, prot);
-        }
-        if out[0] != out[1] {
-            return Err(format!(
-                "vmm_gpte_is_mapped(want {want}): (mapped, pfn, prot) = {:x?} (library) vs \
-                 {:x?} (original)",
-                out[0], out[1]
-            ));
-        }
-        Ok(())
+            (m, pfn, prot)
+        })
+        .map(drop)
     }
 
     fn hw_set_ad(&mut self, gpa: u64, accessed: bool, dirty: bool) -> Res<()> {
@@ -929,52 +927,38 @@ impl Runner<'_> {
 
     fn reset_entry(&mut self, leaves: [*mut vmm_gpt_entry_t; 2], on: bool, dirty: bool) -> Res<()> {
         let [l, o] = leaves;
-        let mut res = [false; 2];
-        for (k, (side, p)) in [(&self.lib, l), (&self.orig, o)].into_iter().enumerate() {
-            side.enter();
-            // SAFETY: an entry of a live leaf table that maps a page.
-            res[k] = unsafe {
-                if dirty {
-                    (side.api.reset_dirty)(p, on)
-                } else {
-                    (side.api.reset_accessed)(p, on)
-                }
-            };
-        }
         let name = if dirty {
             "vmm_gpte_reset_dirty"
         } else {
             "vmm_gpte_reset_accessed"
         };
-        if res[0] != res[1] {
-            return Err(format!(
-                "{name}({on}) returned {} (library) vs {} (original)",
-                res[0], res[1]
-            ));
-        }
+        self.call_both(
+            leaves,
+            || format!("{name}({on})"),
+            // SAFETY: an entry of a live leaf table that maps a page.
+            |side, p| unsafe {
+                if dirty {
+                    (side.api.reset_dirty)(p, on)
+                } else {
+                    (side.api.reset_accessed)(p, on)
+                }
+            },
+        )?;
         self.compare_values(&format!("after {name}({on})"), l, o)
     }
 
     fn query_entry(&self, leaves: [*mut vmm_gpt_entry_t; 2]) -> Res<()> {
-        let mut res = [(false, false); 2];
-        for (k, (side, p)) in [(&self.lib, leaves[0]), (&self.orig, leaves[1])]
-            .into_iter()
-            .enumerate()
-        {
-            side.enter();
-            // SAFETY: an entry of a live leaf table.
-            res[k] = unsafe { ((side.api.query_accessed)(p), (side.api.query_dirty)(p)) };
-        }
-        if res[0] != res[1] {
-            return Err(format!(
-                "vmm_gpte_query_accessed/_dirty of entry 0x{:x}: {:?} (library) vs {:?} \
-                 (original)",
-                read(leaves[0]),
-                res[0],
-                res[1]
-            ));
-        }
-        Ok(())
+        let what = || {
+            format!(
+                "vmm_gpte_query_accessed/_dirty of entry 0x{:x}",
+                read(leaves[0])
+            )
+        };
+        // SAFETY: an entry of a live leaf table.
+        self.call_both(leaves, what, |side, p| unsafe {
+            ((side.api.query_accessed)(p), (side.api.query_dirty)(p))
+        })
+        .map(drop)
     }
 
     fn query(&mut self, gpa: u64) -> Res<()> {
@@ -1001,19 +985,12 @@ impl Runner<'_> {
     }
 
     fn unmap(&mut self, gpa: u64) -> Res<()> {
-        let mut res = [false; 2];
-        for (k, side) in self.both().into_iter().enumerate() {
-            side.enter();
-            // SAFETY: a live GPT; any GPA (the walk takes it mod 2^48).
-            res[k] = unsafe { (side.api.unmap)(side.gpt, gpa) };
-        }
-        if res[0] != res[1] {
-            return Err(format!(
-                "vmm_gpt_unmap(0x{gpa:x}) returned {} (library) vs {} (original)",
-                res[0], res[1]
-            ));
-        }
-        self.stats.unmaps += u64::from(res[0]);
+        let what = || format!("vmm_gpt_unmap(0x{gpa:x})");
+        // SAFETY: a live GPT; any GPA (the walk takes it mod 2^48).
+        let unmapped = self.call_both([ptr::null_mut(); 2], what, |side, _| unsafe {
+            (side.api.unmap)(side.gpt, gpa)
+        })?;
+        self.stats.unmaps += u64::from(unmapped);
         // What it cleared (or did not) is compared through a walk.
         self.walk(gpa, LEVEL1).map(drop)
     }
@@ -1022,21 +999,13 @@ impl Runner<'_> {
         if !self.range_ok(addr, len) {
             return self.skip();
         }
-        let mut res = [0usize; 2];
-        for (k, side) in self.both().into_iter().enumerate() {
-            side.enter();
-            // SAFETY: a live GPT; a range the original's ASSERTs accept in
-            // this pair's build.
-            res[k] = unsafe { (side.api.unmap_region)(side.gpt, addr, len) };
-        }
-        if res[0] != res[1] {
-            return Err(format!(
-                "vmm_gpt_unmap_region(0x{addr:x}, 0x{len:x}) returned {} (library) vs {} \
-                 (original)",
-                res[0], res[1]
-            ));
-        }
-        self.stats.unmaps += res[0] as u64;
+        let what = || format!("vmm_gpt_unmap_region(0x{addr:x}, 0x{len:x})");
+        // SAFETY: a live GPT; a range the original's ASSERTs accept in this
+        // pair's build.
+        let unmapped = self.call_both([ptr::null_mut(); 2], what, |side, _| unsafe {
+            (side.api.unmap_region)(side.gpt, addr, len)
+        })?;
+        self.stats.unmaps += unmapped as u64;
         Ok(())
     }
 
@@ -1069,17 +1038,14 @@ impl Runner<'_> {
     fn can_track_dirty(&mut self, hw_ad: bool) -> Res<()> {
         // SAFETY: a setter of the stand-in formats' state.
         unsafe { impls::ktest_set_hw_ad_supported(hw_ad) };
-        let mut res = [false; 2];
-        for (k, side) in self.both().into_iter().enumerate() {
-            side.enter();
-            // SAFETY: a live GPT.
-            res[k] = unsafe { (side.api.can_track_dirty)(side.gpt) };
-        }
-        if res != [hw_ad, hw_ad] {
+        let what = || format!("vmm_gpt_can_track_dirty with hardware A/D {hw_ad}");
+        // SAFETY: a live GPT.
+        let can = self.call_both([ptr::null_mut(); 2], what, |side, _| unsafe {
+            (side.api.can_track_dirty)(side.gpt)
+        })?;
+        if can != hw_ad {
             return Err(format!(
-                "vmm_gpt_can_track_dirty with hardware A/D {hw_ad}: {} (library), {} \
-                 (original)",
-                res[0], res[1]
+                "vmm_gpt_can_track_dirty with hardware A/D {hw_ad} returned {can} in both"
             ));
         }
         Ok(())

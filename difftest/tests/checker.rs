@@ -15,7 +15,7 @@ use std::env;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::exit;
 
-use vmm_gpt::abi::{vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
+use vmm_gpt::abi::{vmm_gpt_iter_t, vmm_gpt_t};
 use vmm_gpt_difftest::impls::{self, Api};
 use vmm_gpt_difftest::regions;
 use vmm_gpt_difftest::{
@@ -568,11 +568,7 @@ impl Hostile {
 fn hostile_values_generated() -> TestResult {
     for assert_only in [false, true] {
         let mut h = Hostile::default();
-        for seed in 0..8u64 {
-            let cfg = GenConfig::DEFAULT.with_assert_only(assert_only);
-            let f = Format::ALL[(seed % 2) as usize];
-            h.count(&generate_with(seed, 50_000, f, &cfg));
-        }
+        over_seeds(assert_only, |ops| h.count(ops));
         println!("    ASSERT-only inputs {assert_only}: {h:?}");
         let always = [
             (
@@ -596,18 +592,39 @@ fn hostile_values_generated() -> TestResult {
             ("ranges wrapping to below their start", h.wrap_below_start),
             ("unaligned ranges", h.unaligned),
         ];
-        for (what, n) in always {
-            if n < 10 {
-                return Err(format!("only {n} {what} in 400000 operations: {h:?}"));
-            }
+        enough(&always, &only, 10, assert_only, &h)?;
+    }
+    Ok(())
+}
+
+/// Calls `count` on 8 generated sequences of 50000 operations, with or
+/// without the inputs only the original's ASSERTs reject.
+fn over_seeds(assert_only: bool, mut count: impl FnMut(&[Op])) {
+    for seed in 0..8u64 {
+        let cfg = GenConfig::DEFAULT.with_assert_only(assert_only);
+        let f = Format::ALL[(seed % 2) as usize];
+        count(&generate_with(seed, 50_000, f, &cfg));
+    }
+}
+
+/// Each kind of `always` counted at least `min` times in [`over_seeds`];
+/// each kind of `only` (inputs only the original's ASSERTs reject) as
+/// often when `assert_only`, else never.
+fn enough(
+    always: &[(&str, u64)],
+    only: &[(&str, u64)],
+    min: u64,
+    assert_only: bool,
+    counts: &dyn std::fmt::Debug,
+) -> TestResult {
+    for &(what, n) in always.iter().chain(only.iter().filter(|_| assert_only)) {
+        if n < min {
+            return Err(format!("only {n} {what} in 400000 operations: {counts:?}"));
         }
-        for (what, n) in only {
-            if assert_only && n < 10 {
-                return Err(format!("only {n} {what} in 400000 operations: {h:?}"));
-            }
-            if !assert_only && n != 0 {
-                return Err(format!("{n} {what}, ASSERT-only, for a DEBUG pair"));
-            }
+    }
+    for &(what, n) in only {
+        if !assert_only && n != 0 {
+            return Err(format!("{n} {what}, ASSERT-only, for a DEBUG pair"));
         }
     }
     Ok(())
@@ -686,11 +703,7 @@ impl Degenerate {
 fn degenerate_values_generated() -> TestResult {
     for assert_only in [false, true] {
         let mut d = Degenerate::default();
-        for seed in 0..8u64 {
-            let cfg = GenConfig::DEFAULT.with_assert_only(assert_only);
-            let f = Format::ALL[(seed % 2) as usize];
-            d.count(&generate_with(seed, 50_000, f, &cfg));
-        }
+        over_seeds(assert_only, |ops| d.count(ops));
         println!("    ASSERT-only inputs {assert_only}: {d:?}");
         let always = [
             ("empty populates", d.empty_populates),
@@ -704,19 +717,7 @@ fn degenerate_values_generated() -> TestResult {
             ("unaligned populates", d.unaligned_populates),
             ("unaligned vacates", d.unaligned_vacates),
         ];
-        for (what, n) in always {
-            if n < 5 {
-                return Err(format!("only {n} {what} in 400000 operations: {d:?}"));
-            }
-        }
-        for (what, n) in only {
-            if assert_only && n < 5 {
-                return Err(format!("only {n} {what} in 400000 operations: {d:?}"));
-            }
-            if !assert_only && n != 0 {
-                return Err(format!("{n} {what}, ASSERT-only, for a DEBUG pair"));
-            }
-        }
+        enough(&always, &only, 5, assert_only, &d)?;
     }
     Ok(())
 }
@@ -1055,18 +1056,9 @@ fn debug_builds_assert_on_wrapping_ranges() -> TestResult {
                     }
                     let gpt = (api.alloc)();
                     (api.populate_region)(gpt, 2 * MIB, 16 * PAGE);
-                    let mut it = vmm_gpt_iter_t {
-                        vgi_gpt: std::ptr::null_mut(),
-                        vgi_addr: 0,
-                        vgi_end: 0,
-                        vgi_current: 0,
-                        vgi_entries: [std::ptr::null_mut(); 4],
-                    };
+                    let mut it = vmm_gpt_harness::iter_zeroed();
                     (api.iter_init)(&mut it, gpt, addr, len);
-                    let mut e = vmm_gpt_iter_entry_t {
-                        vgie_gpa: 0,
-                        vgie_ptep: std::ptr::null_mut(),
-                    };
+                    let mut e = vmm_gpt_harness::iter_entry_zeroed();
                     let next = (api.iter_next)(&mut it, &mut e);
                     if it.vgi_addr != addr || it.vgi_end != addr.wrapping_add(len) || next {
                         return 2;

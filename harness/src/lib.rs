@@ -10,6 +10,7 @@ use std::ffi::c_uint;
 use std::ptr;
 use std::sync::{Mutex, MutexGuard};
 
+use vmm_gpt::abi::{vmm_gpt_iter_entry_t, vmm_gpt_iter_t, MAX_GPT_LEVEL};
 use vmm_gpt::abi_impl::vmm_pte_impl;
 
 /// The guest page size (`PAGESIZE`).
@@ -240,5 +241,24 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// An iterator for `vmm_gpt_iter_init` to fill.
+pub fn iter_zeroed() -> vmm_gpt_iter_t {
+    vmm_gpt_iter_t {
+        vgi_gpt: ptr::null_mut(),
+        vgi_addr: 0,
+        vgi_end: 0,
+        vgi_current: 0,
+        vgi_entries: [ptr::null_mut(); MAX_GPT_LEVEL],
+    }
+}
+
+/// An entry for `vmm_gpt_iter_next` to fill.
+pub fn iter_entry_zeroed() -> vmm_gpt_iter_entry_t {
+    vmm_gpt_iter_entry_t {
+        vgie_gpa: 0,
+        vgie_ptep: ptr::null_mut(),
     }
 }

@@ -9,7 +9,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::MutexGuard;
 
-use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
+use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_t};
 use vmm_gpt::ffi;
 
 pub use vmm_gpt_harness::{
@@ -105,17 +105,8 @@ impl<'s> Gpt<'s> {
 
     /// Every `(gpa, entry)` the iterator yields over `[addr, addr + len)`.
     pub fn iter(&self, addr: u64, len: u64) -> Vec<(u64, Pte)> {
-        let mut it = vmm_gpt_iter_t {
-            vgi_gpt: ptr::null_mut(),
-            vgi_addr: 0,
-            vgi_end: 0,
-            vgi_current: 0,
-            vgi_entries: [ptr::null_mut(); 4],
-        };
-        let mut e = vmm_gpt_iter_entry_t {
-            vgie_gpa: 0,
-            vgie_ptep: ptr::null_mut(),
-        };
+        let mut it = vmm_gpt_harness::iter_zeroed();
+        let mut e = vmm_gpt_harness::iter_entry_zeroed();
         let mut out = Vec::new();
         // SAFETY: a live GPT, our iterator and entry; the range is
         // page-aligned and does not wrap (the callers' contract).

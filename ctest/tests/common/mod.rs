@@ -1,24 +1,18 @@
-//! Facts shared by the Rust-side tests.
+//! Facts shared by the Rust-side tests: illumos-build's lists of names
+//! (one a line, `#` comments).
 
-/// The 19 functions of illumos' `sys/vmm_gpt.h`, in header order.
-pub const FUNCTIONS: [&str; 19] = [
-    "vmm_gpt_init",
-    "vmm_gpt_fini",
-    "vmm_gpt_alloc",
-    "vmm_gpt_free",
-    "vmm_gpt_walk",
-    "vmm_gpt_iter_init",
-    "vmm_gpt_iter_next",
-    "vmm_gpt_populate_region",
-    "vmm_gpt_map_at",
-    "vmm_gpt_vacate_region",
-    "vmm_gpt_unmap",
-    "vmm_gpt_unmap_region",
-    "vmm_gpt_get_pmtp",
-    "vmm_gpte_is_mapped",
-    "vmm_gpte_reset_accessed",
-    "vmm_gpte_reset_dirty",
-    "vmm_gpte_query_accessed",
-    "vmm_gpte_query_dirty",
-    "vmm_gpt_can_track_dirty",
-];
+/// The kernel object's 21 exports: the 19 functions of illumos'
+/// `sys/vmm_gpt.h` in header order, then the stubs' panic target and the
+/// "no format" implementation.
+pub const EXPORTS: &str = include_str!("../../../illumos-build/exports.txt");
+/// What the kernel object may import.
+#[allow(dead_code)] // headers.rs does not need it
+pub const IMPORTS: &str = include_str!("../../../illumos-build/imports.txt");
+
+/// The names of one of the lists, in order.
+pub fn names(list: &'static str) -> Vec<&'static str> {
+    list.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}

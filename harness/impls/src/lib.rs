@@ -101,10 +101,24 @@ pub static LIB: Api = {
 /// `<prefix><name>`: one extern block of the 19 functions, each
 /// `#[link_name = concat!(prefix, name)]`, and the table of them.
 macro_rules! implementation {
-    ($(#[$meta:meta])* $vis:vis static $table:ident = $prefix:literal,
-     $name:expr, $domain:expr, debug: $debug:expr;) => {
-        $(#[$meta])*
-        $vis static $table: Api = {
+    ($(#[doc = $doc:literal])* #[cfg($cfg:ident)] fn $get:ident, static $table:ident
+     = $prefix:literal, $name:expr, $domain:expr, debug: $debug:expr;) => {
+        $(#[doc = $doc])*
+        #[doc = ""]
+        #[doc = concat!("Present when build.rs linked it: `cfg(", stringify!($cfg), ")`.")]
+        pub fn $get() -> Option<&'static Api> {
+            #[cfg($cfg)]
+            {
+                Some(&$table)
+            }
+            #[cfg(not($cfg))]
+            {
+                None
+            }
+        }
+
+        #[cfg($cfg)]
+        static $table: Api = {
             // vmm_gpt_t is the library's opaque Rust struct; only pointers
             // to it cross, never dereferenced here (each implementation's
             // GPT is its own).
@@ -193,57 +207,38 @@ macro_rules! implementation {
 }
 
 implementation! {
-    /// The original `vmm_gpt.c`, `-DDEBUG`.
+    /// The original `vmm_gpt.c`, `-DDEBUG` (`ILLUMOS_GATE`).
     #[cfg(vmm_gpt_reference)]
-    static REF = "ref_", "original (DEBUG)", REF_DOMAIN, debug: true;
+    fn reference, static REF = "ref_", "original (DEBUG)", REF_DOMAIN, debug: true;
 }
 implementation! {
-    /// The original `vmm_gpt.c` without `DEBUG`, as production kernels
-    /// build it.
+    /// The original compiled without DEBUG (ASSERTs off, as production
+    /// kernels are; `ILLUMOS_GATE`): the reference of non-DEBUG builds, and
+    /// the benchmarks'.  Its allocations are charged to `REF_DOMAIN`, like
+    /// the DEBUG original's.
     #[cfg(vmm_gpt_reference_ndebug)]
-    static REF_NDEBUG = "ref_ndebug_", "original (non-DEBUG)", REF_DOMAIN, debug: false;
+    fn reference_ndebug, static REF_NDEBUG = "ref_ndebug_", "original (non-DEBUG)", REF_DOMAIN,
+        debug: false;
 }
 implementation! {
-    /// The non-DEBUG kernel object (illumos-build/build.sh).
+    /// The non-DEBUG kernel object (illumos-build/build.sh,
+    /// `VMM_GPT_KERNEL_OBJECT`).
     #[cfg(vmm_gpt_kernel_object)]
-    static KOBJ = "kobj_", "kernel object (non-DEBUG)", LIB_DOMAIN, debug: false;
+    fn kernel_object, static KOBJ = "kobj_", "kernel object (non-DEBUG)", LIB_DOMAIN,
+        debug: false;
 }
 implementation! {
-    /// The DEBUG kernel object (illumos-build/build.sh).
+    /// The DEBUG kernel object (illumos-build/build.sh,
+    /// `VMM_GPT_KERNEL_OBJECT_DEBUG`).
     #[cfg(vmm_gpt_kernel_object_debug)]
-    static KOBJ_DEBUG = "kobj_debug_", "kernel object (DEBUG)", LIB_DOMAIN, debug: true;
+    fn kernel_object_debug, static KOBJ_DEBUG = "kobj_debug_", "kernel object (DEBUG)",
+        LIB_DOMAIN, debug: true;
 }
 implementation! {
-    /// The release staticlib's object.
+    /// The release staticlib's object (`VMM_GPT_RELEASE_STATICLIB`).
     #[cfg(vmm_gpt_staticlib)]
-    static STATICLIB = "rel_", "release staticlib (non-DEBUG)", LIB_DOMAIN, debug: false;
-}
-
-/// The original, DEBUG, when build.rs built it (`ILLUMOS_GATE`).
-pub fn reference() -> Option<&'static Api> {
-    #[cfg(vmm_gpt_reference)]
-    {
-        Some(&REF)
-    }
-    #[cfg(not(vmm_gpt_reference))]
-    {
-        None
-    }
-}
-
-/// The original compiled without DEBUG (ASSERTs off, as production
-/// kernels are), when build.rs built it (`ILLUMOS_GATE`): the reference of
-/// non-DEBUG builds, and the benchmarks'.  Its allocations are charged to
-/// `REF_DOMAIN`, like the DEBUG original's.
-pub fn reference_ndebug() -> Option<&'static Api> {
-    #[cfg(vmm_gpt_reference_ndebug)]
-    {
-        Some(&REF_NDEBUG)
-    }
-    #[cfg(not(vmm_gpt_reference_ndebug))]
-    {
-        None
-    }
+    fn staticlib, static STATICLIB = "rel_", "release staticlib (non-DEBUG)", LIB_DOMAIN,
+        debug: false;
 }
 
 /// The original of the same build as `api`: DEBUG for DEBUG.
@@ -255,53 +250,20 @@ pub fn reference_for(api: &Api) -> Option<&'static Api> {
     }
 }
 
-/// The non-DEBUG kernel object, when build.rs linked it
-/// (`VMM_GPT_KERNEL_OBJECT`).
-pub fn kernel_object() -> Option<&'static Api> {
-    #[cfg(vmm_gpt_kernel_object)]
-    {
-        Some(&KOBJ)
-    }
-    #[cfg(not(vmm_gpt_kernel_object))]
-    {
-        None
-    }
-}
-
-/// The DEBUG kernel object, when build.rs linked it
-/// (`VMM_GPT_KERNEL_OBJECT_DEBUG`).
-pub fn kernel_object_debug() -> Option<&'static Api> {
-    #[cfg(vmm_gpt_kernel_object_debug)]
-    {
-        Some(&KOBJ_DEBUG)
-    }
-    #[cfg(not(vmm_gpt_kernel_object_debug))]
-    {
-        None
-    }
-}
-
-/// The release staticlib, when build.rs linked it (`VMM_GPT_RELEASE_STATICLIB`).
-pub fn staticlib() -> Option<&'static Api> {
-    #[cfg(vmm_gpt_staticlib)]
-    {
-        Some(&STATICLIB)
-    }
-    #[cfg(not(vmm_gpt_staticlib))]
-    {
-        None
-    }
+/// Where the original was compiled from (empty without it).
+pub fn original_path() -> &'static str {
+    env!("VMM_GPT_IMPLS_ORIGINAL")
 }
 
 /// Where the prebuilt implementations came from (empty when not linked).
 pub fn kernel_object_path() -> &'static str {
-    env!("VMM_GPT_DIFFTEST_KERNEL_OBJECT")
+    env!("VMM_GPT_IMPLS_KERNEL_OBJECT")
 }
 pub fn kernel_object_debug_path() -> &'static str {
-    env!("VMM_GPT_DIFFTEST_KERNEL_OBJECT_DEBUG")
+    env!("VMM_GPT_IMPLS_KERNEL_OBJECT_DEBUG")
 }
 pub fn staticlib_path() -> &'static str {
-    env!("VMM_GPT_DIFFTEST_STATICLIB")
+    env!("VMM_GPT_IMPLS_STATICLIB")
 }
 
 static SELECTED: AtomicPtr<Api> = AtomicPtr::new(std::ptr::null_mut());
