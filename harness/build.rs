@@ -16,7 +16,8 @@
 //! links their runtimes: difftest's build script).
 
 use vmm_gpt_harness_build::{
-    env_is_1, env_path, rerun_if_changed_tree, workspace_root, CFLAGS, SANITIZE_CFLAGS,
+    env_is_1, env_path, library_debug, rerun_if_changed_tree, workspace_root, CFLAGS,
+    SANITIZE_CFLAGS,
 };
 
 const SOURCES: &[&str] = &["kernel.c", "stubs.S", "pte_ept.c", "pte_rvi.c"];
@@ -48,6 +49,12 @@ fn main() {
         }
     }
     build.compile("vmm_gpt_harness");
+    // Whether the library linked as a crate is a DEBUG build, by its own
+    // rule: `LIB.debug`, which picks the original it is compared with.
+    println!("cargo::rustc-check-cfg=cfg(vmm_gpt_library_debug)");
+    if library_debug() {
+        println!("cargo:rustc-cfg=vmm_gpt_library_debug");
+    }
     println!("cargo:rustc-link-lib=dylib=pthread");
     println!("cargo:rustc-link-lib=dylib=dl");
     let out = env_path("OUT_DIR");

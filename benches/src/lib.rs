@@ -22,26 +22,16 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::c_uint;
-use std::marker::PhantomData;
-use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::MutexGuard;
 use std::time::Duration;
 
-use vmm_gpt::abi::LEVEL1;
-use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_t};
-use vmm_gpt_harness::{
-    layout, Region, Rng, MTRR_UC, MTRR_WB, PROT_ALL as PROT_RWX, PROT_READ, PROT_WRITE,
-};
-pub use vmm_gpt_harness::{Format, PAGE};
+use vmm_gpt_harness::{layout, Region, Rng, MTRR_UC, MTRR_WB, PROT_ALL as PROT_RWX, PROT_RW};
+pub use vmm_gpt_harness::{Format, Gpt, Pte, PAGE};
 pub use vmm_gpt_impls::Api;
 use vmm_gpt_impls::{self as impls, LIB};
 
-pub const KIB: u64 = 1 << 10;
-pub const MIB: u64 = 1 << 20;
-pub const GIB: u64 = 1 << 30;
+pub use vmm_gpt_harness::{GIB, KIB, MIB};
 
-const PROT_RW: u32 = PROT_READ | PROT_WRITE;
 /// Where the contiguous regions start: 4 GiB, where bhyve puts high RAM.
 const BASE: u64 = 4 * GIB;
 /// The first host page mapped.
@@ -280,152 +270,6 @@ fn kmem_live(api: &Api) -> u64 {
     vmm_gpt_harness::domain_stats(api.domain).live_bytes
 }
 
-/// One GPT of one implementation.
-pub struct Gpt {
-    api: &'static Api,
-    ptr: *mut vmm_gpt_t,
-}
-
-impl Gpt {
-    /// `vmm_gpt_alloc()`.
-    pub fn alloc(api: &'static Api) -> Gpt {
-        // SAFETY: the format is installed (Bench::new) for every
-        // implementation; alloc has no other precondition.
-        let ptr = unsafe { (api.alloc)() };
-        assert!(!ptr.is_null(), "{}: vmm_gpt_alloc returned NULL", api.name);
-        Gpt { api, ptr }
-    }
-
-    /// `vmm_gpt_populate_region()`; `&mut`: no leaf is borrowed meanwhile.
-    pub fn populate(&mut self, addr: u64, len: u64) {
-        // SAFETY: a live GPT; callers pass page-aligned ranges that do not
-        // overlap a populated one.
-        unsafe { (self.api.populate_region)(self.ptr, addr, len) }
-    }
-
-    /// `vmm_gpt_vacate_region()`; `&mut`: no leaf is borrowed meanwhile
-    /// (vacating frees tables).
-    pub fn vacate(&mut self, addr: u64, len: u64) {
-        // SAFETY: a live GPT; callers pass exactly a populated region, all
-        // of whose pages are unmapped.
-        unsafe { (self.api.vacate_region)(self.ptr, addr, len) }
-    }
-
-    /// `vmm_gpt_unmap_region()`.
-    pub fn unmap_region(&self, addr: u64, len: u64) -> u64 {
-        // SAFETY: a live GPT and a page-aligned range.
-        unsafe { (self.api.unmap_region)(self.ptr, addr, len) as u64 }
-    }
-
-    /// `vmm_gpt_walk(gpa, LEVEL1)`: the leaf entry of `gpa`, if its table
-    /// exists.
-    #[inline]
-    pub fn leaf(&self, gpa: u64) -> Option<Leaf<'_>> {
-        let mut e: [*mut vmm_gpt_entry_t; 4] = [ptr::null_mut(); 4];
-        // SAFETY: a live GPT; `e` has the 4 entries a LEVEL1 walk fills.
-        unsafe { (self.api.walk)(self.ptr, gpa, e.as_mut_ptr(), LEVEL1) };
-        Leaf::new(self, e[3])
-    }
-
-    /// Iterates `[addr, addr + len)`, calling `f` on every leaf entry.
-    #[inline]
-    pub fn for_each_leaf(&self, addr: u64, len: u64, mut f: impl FnMut(u64, Leaf<'_>)) {
-        let mut it = vmm_gpt_harness::iter_zeroed();
-        let mut e = vmm_gpt_harness::iter_entry_zeroed();
-        // SAFETY: a live GPT, a page-aligned range, our iterator.
-        unsafe { (self.api.iter_init)(&mut it, self.ptr, addr, len) };
-        // SAFETY: the iterator this implementation initialized, over its
-        // live GPT, and our entry to fill.
-        while unsafe { (self.api.iter_next)(&mut it, &mut e) } {
-            if let Some(leaf) = Leaf::new(self, e.vgie_ptep) {
-                f(e.vgie_gpa, leaf);
-            }
-        }
-    }
-
-    /// `vmm_gpt_free()`.
-    pub fn free(self) {
-        // SAFETY: a live GPT, not used afterwards (consumed).
-        unsafe { (self.api.free)(self.ptr) }
-    }
-}
-
-/// A leaf entry of a GPT, borrowed from it: it stays valid while the GPT
-/// is neither vacated nor freed (both need the GPT mutably or by value).
-#[derive(Clone, Copy)]
-pub struct Leaf<'g> {
-    api: &'static Api,
-    gpt: *mut vmm_gpt_t,
-    ptep: NonNull<vmm_gpt_entry_t>,
-    _gpt: PhantomData<&'g Gpt>,
-}
-
-impl<'g> Leaf<'g> {
-    #[inline]
-    fn new(gpt: &'g Gpt, ptep: *mut vmm_gpt_entry_t) -> Option<Leaf<'g>> {
-        NonNull::new(ptep).map(|ptep| Leaf {
-            api: gpt.api,
-            gpt: gpt.ptr,
-            ptep,
-            _gpt: PhantomData,
-        })
-    }
-
-    /// `vmm_gpt_map_at()`.
-    #[inline]
-    pub fn map_at(self, pfn: u64, prot: u32, attr: u8) -> bool {
-        // SAFETY: an entry of a live leaf table of this implementation's
-        // live GPT (the borrow keeps both alive).
-        unsafe { (self.api.map_at)(self.gpt, self.ptep.as_ptr(), pfn, prot, attr) }
-    }
-
-    /// `vmm_gpte_is_mapped()`, asking for the PFN and protection.
-    #[inline]
-    pub fn is_mapped(self) -> Option<(u64, u32)> {
-        let (mut pfn, mut prot) = (0, 0);
-        // SAFETY: a live leaf entry; the out-pointers are locals.
-        unsafe { (self.api.is_mapped)(self.ptep.as_ptr(), &mut pfn, &mut prot) }
-            .then_some((pfn, prot))
-    }
-
-    /// `vmm_gpte_reset_dirty()`.
-    #[inline]
-    pub fn reset_dirty(self, on: bool) -> bool {
-        // SAFETY: a live leaf entry.
-        unsafe { (self.api.reset_dirty)(self.ptep.as_ptr(), on) }
-    }
-
-    /// `vmm_gpte_query_accessed()`.
-    #[inline]
-    pub fn query_accessed(self) -> bool {
-        // SAFETY: a live leaf entry.
-        unsafe { (self.api.query_accessed)(self.ptep.as_ptr()) }
-    }
-
-    /// `vmm_gpte_query_dirty()`.
-    #[inline]
-    pub fn query_dirty(self) -> bool {
-        // SAFETY: a live leaf entry.
-        unsafe { (self.api.query_dirty)(self.ptep.as_ptr()) }
-    }
-
-    /// The "hardware" sets `bits` (an atomic OR, as the MMU does).
-    #[inline]
-    pub fn hw_set(self, bits: u64) {
-        // SAFETY: a live, aligned leaf entry; every access to entries is
-        // atomic (both implementations use atomics or aligned 64-bit
-        // accesses, and nothing runs concurrently here).
-        unsafe { AtomicU64::from_ptr(self.ptep.as_ptr()) }.fetch_or(bits, Ordering::SeqCst);
-    }
-
-    /// Clears `bits` (an atomic AND), to set up a known state.
-    #[inline]
-    pub fn hw_clear(self, bits: u64) {
-        // SAFETY: as for hw_set().
-        unsafe { AtomicU64::from_ptr(self.ptep.as_ptr()) }.fetch_and(!bits, Ordering::SeqCst);
-    }
-}
-
 /// The large mapped guest of the random lookups, kept across runs.
 struct Guest {
     gpt: Gpt,
@@ -558,7 +402,7 @@ impl Bench {
     /// Frees the large guests kept for the random lookups.
     pub fn drop_guests(&mut self) {
         for (i, g) in self.guests.iter_mut().enumerate() {
-            if let Some(mut g) = g.take() {
+            if let Some(g) = g.take() {
                 set_domain(self.apis[i].domain);
                 // As vmspace does: the original cannot free a populated
                 // GPT (docs/abi.md, "The defect the library fixes").
@@ -607,7 +451,7 @@ impl Bench {
     /// A GPT with the region populated, and its kernel memory.
     fn populated(&self, api: &'static Api) -> (Gpt, u64) {
         let before = kmem_live(api);
-        let mut g = Gpt::alloc(api);
+        let g = Gpt::alloc(api);
         g.populate(BASE, self.scale.region);
         let bytes = kmem_live(api) - before;
         (g, bytes)
@@ -633,7 +477,7 @@ impl Bench {
     }
 
     /// Unmaps, vacates and frees the region's GPT.
-    fn teardown(&self, mut g: Gpt) {
+    fn teardown(&self, g: Gpt) {
         g.unmap_region(BASE, self.scale.region);
         g.vacate(BASE, self.scale.region);
         g.free();
@@ -655,7 +499,7 @@ impl Bench {
             self.scale.region
         };
         let before = kmem_live(api);
-        let mut g = Gpt::alloc(api);
+        let g = Gpt::alloc(api);
         let (t, ()) = timed(|| g.populate(BASE, len));
         let bytes = kmem_live(api) - before;
         g.vacate(BASE, len);
@@ -720,7 +564,7 @@ impl Bench {
         let large = self.scale.large;
         self.guests[which].get_or_insert_with(|| {
             let before = kmem_live(api);
-            let mut gpt = Gpt::alloc(api);
+            let gpt = Gpt::alloc(api);
             gpt.populate(BASE, large);
             let n = Self::map_all(&gpt, BASE, large);
             assert_eq!(n, large / PAGE, "{}: map_at", api.name);
@@ -756,8 +600,8 @@ impl Bench {
 
     fn unmap_region(&self, api: &'static Api) -> Sample {
         let len = self.scale.region;
-        let (mut g, bytes) = self.mapped(api);
-        let (t, n) = timed(|| g.unmap_region(BASE, len));
+        let (g, bytes) = self.mapped(api);
+        let (t, n) = timed(|| g.unmap_region(BASE, len) as u64);
         assert_eq!(n, len / PAGE, "{}: unmap_region", api.name);
         g.vacate(BASE, len);
         g.free();
@@ -766,7 +610,7 @@ impl Bench {
 
     fn vacate(&self, api: &'static Api, free: bool) -> Sample {
         let len = self.scale.region;
-        let (mut g, bytes) = self.populated(api);
+        let (g, bytes) = self.populated(api);
         let t = if free {
             timed(|| {
                 g.vacate(BASE, len);
@@ -832,7 +676,7 @@ impl Bench {
         let bits = self.accessed | self.dirty;
         let before = kmem_live(api);
         let (t, (mapped, bytes, found, unmapped)) = timed(|| {
-            let mut g = Gpt::alloc(api);
+            let g = Gpt::alloc(api);
             for r in &regions {
                 g.populate(r.gpa, r.len);
             }
@@ -875,7 +719,7 @@ impl Bench {
             }
             let mut unmapped = 0;
             for r in &regions {
-                unmapped += g.unmap_region(r.gpa, r.len);
+                unmapped += g.unmap_region(r.gpa, r.len) as u64;
                 g.vacate(r.gpa, r.len);
             }
             g.free();

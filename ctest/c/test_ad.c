@@ -40,10 +40,13 @@ VTEST(ad_format_bits_are_distinct_single_bits, VT_PER_FORMAT)
 }
 
 /*
- * reset_accessed(false) clears A and D, keeps the rest, and returns whether
- * A or D was set: for each of the four A/D states before.
+ * Runs reset(&pte, on) for each of the other bits and the four A/D states
+ * before: it must return whether any bit of `was` was set, and leave the
+ * entry with the other bits kept, `clear` cleared and `set` set.
  */
-VTEST(reset_accessed_off_clears_accessed_and_dirty, VT_PER_FORMAT)
+static void
+check_reset(const vmm_pte_impl_t *impl, bool (*reset)(vmm_gpt_entry_t *, bool),
+    bool on, uint64_t was, uint64_t clear, uint64_t set)
 {
 	const uint64_t a = impl->vpi_bit_accessed, d = impl->vpi_bit_dirty;
 	uint64_t base[4];
@@ -55,11 +58,21 @@ VTEST(reset_accessed_off_clears_accessed_and_dirty, VT_PER_FORMAT)
 			    ((s & 2) ? d : 0);
 			vmm_gpt_entry_t pte = base[b] | bits;
 
-			VT_CHECK_EQ(vmm_gpte_reset_accessed(&pte, false),
-			    bits != 0);
-			VT_CHECK_EQ(pte, base[b]);
+			VT_CHECK_EQ(reset(&pte, on), (bits & was) != 0);
+			VT_CHECK_EQ(pte, base[b] | (bits & ~clear) | set);
 		}
 	}
+}
+
+/*
+ * reset_accessed(false) clears A and D, keeps the rest, and returns whether
+ * A or D was set: for each of the four A/D states before.
+ */
+VTEST(reset_accessed_off_clears_accessed_and_dirty, VT_PER_FORMAT)
+{
+	const uint64_t ad = impl->vpi_bit_accessed | impl->vpi_bit_dirty;
+
+	check_reset(impl, vmm_gpte_reset_accessed, false, ad, ad, 0);
 }
 
 /*
@@ -69,20 +82,8 @@ VTEST(reset_accessed_off_clears_accessed_and_dirty, VT_PER_FORMAT)
 VTEST(reset_accessed_on_sets_accessed_and_clears_dirty, VT_PER_FORMAT)
 {
 	const uint64_t a = impl->vpi_bit_accessed, d = impl->vpi_bit_dirty;
-	uint64_t base[4];
 
-	other_bits(impl, base);
-	for (unsigned b = 0; b < 4; b++) {
-		for (unsigned s = 0; s < 4; s++) {
-			const uint64_t bits = ((s & 1) ? a : 0) |
-			    ((s & 2) ? d : 0);
-			vmm_gpt_entry_t pte = base[b] | bits;
-
-			VT_CHECK_EQ(vmm_gpte_reset_accessed(&pte, true),
-			    bits != 0);
-			VT_CHECK_EQ(pte, base[b] | a);
-		}
-	}
+	check_reset(impl, vmm_gpte_reset_accessed, true, a | d, a | d, a);
 }
 
 /*
@@ -91,21 +92,9 @@ VTEST(reset_accessed_on_sets_accessed_and_clears_dirty, VT_PER_FORMAT)
  */
 VTEST(reset_dirty_off_clears_only_dirty, VT_PER_FORMAT)
 {
-	const uint64_t a = impl->vpi_bit_accessed, d = impl->vpi_bit_dirty;
-	uint64_t base[4];
+	const uint64_t d = impl->vpi_bit_dirty;
 
-	other_bits(impl, base);
-	for (unsigned b = 0; b < 4; b++) {
-		for (unsigned s = 0; s < 4; s++) {
-			const uint64_t abit = (s & 1) ? a : 0;
-			const uint64_t dbit = (s & 2) ? d : 0;
-			vmm_gpt_entry_t pte = base[b] | abit | dbit;
-
-			VT_CHECK_EQ(vmm_gpte_reset_dirty(&pte, false),
-			    dbit != 0);
-			VT_CHECK_EQ(pte, base[b] | abit);
-		}
-	}
+	check_reset(impl, vmm_gpte_reset_dirty, false, d, d, 0);
 }
 
 /*
@@ -114,21 +103,9 @@ VTEST(reset_dirty_off_clears_only_dirty, VT_PER_FORMAT)
  */
 VTEST(reset_dirty_on_sets_only_dirty, VT_PER_FORMAT)
 {
-	const uint64_t a = impl->vpi_bit_accessed, d = impl->vpi_bit_dirty;
-	uint64_t base[4];
+	const uint64_t d = impl->vpi_bit_dirty;
 
-	other_bits(impl, base);
-	for (unsigned b = 0; b < 4; b++) {
-		for (unsigned s = 0; s < 4; s++) {
-			const uint64_t abit = (s & 1) ? a : 0;
-			const uint64_t dbit = (s & 2) ? d : 0;
-			vmm_gpt_entry_t pte = base[b] | abit | dbit;
-
-			VT_CHECK_EQ(vmm_gpte_reset_dirty(&pte, true),
-			    dbit != 0);
-			VT_CHECK_EQ(pte, base[b] | abit | d);
-		}
-	}
+	check_reset(impl, vmm_gpte_reset_dirty, true, d, 0, d);
 }
 
 /* query_accessed and query_dirty read their bit and nothing else. */

@@ -17,15 +17,11 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_t, LEVEL1};
-use vmm_gpt::abi_impl::vmm_pte_impl;
-use vmm_gpt::ffi::*;
-use vmm_gpt_harness::{kmem, layout, Format, Region, Rng, MTRR_UC, MTRR_WB, PAGE, PROT_ALL};
-
-const KIB: u64 = 1 << 10;
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
-const PROT_RW: u32 = vmm_gpt_harness::PROT_READ | vmm_gpt_harness::PROT_WRITE;
+use vmm_gpt::abi::LEVEL1;
+use vmm_gpt_harness::{
+    kmem, layout, Format, Gpt, Region, Rng, GIB, KIB, LIB, MIB, MTRR_UC, MTRR_WB, PAGE, PROT_ALL,
+    PROT_RW,
+};
 
 struct Phase {
     name: String,
@@ -56,14 +52,12 @@ fn timed<T>(phases: &mut Vec<Phase>, name: &str, units: u64, f: impl FnOnce() ->
 
 /// Counts the distinct tables at each level that the populated regions use,
 /// by walking the hardware tables once per 2 MiB.
-fn count_tables(gpt: *mut vmm_gpt_t, regions: &[Region]) -> [usize; 4] {
+fn count_tables(gpt: &Gpt, regions: &[Region]) -> [usize; 4] {
     let mut seen: [HashSet<usize>; 4] = Default::default();
     for r in regions {
         let mut gpa = r.gpa & !(2 * MIB - 1);
         while gpa < r.gpa + r.len {
-            let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
-            // SAFETY: a live GPT and a 4-entry array.
-            unsafe { vmm_gpt_walk(gpt, gpa, entries.as_mut_ptr(), LEVEL1) };
+            let (entries, _) = gpt.walk(gpa, LEVEL1);
             for (lvl, e) in entries.iter().enumerate() {
                 if !e.is_null() {
                     seen[lvl].insert(*e as usize & !0xfff);
@@ -75,39 +69,25 @@ fn count_tables(gpt: *mut vmm_gpt_t, regions: &[Region]) -> [usize; 4] {
     [seen[0].len(), seen[1].len(), seen[2].len(), seen[3].len()]
 }
 
-/// Iterates `[gpa, gpa + len)`, calling `f` on every leaf entry.
-fn for_each_leaf(gpt: *mut vmm_gpt_t, gpa: u64, len: u64, mut f: impl FnMut(u64, *mut u64)) {
-    let mut it = vmm_gpt_harness::iter_zeroed();
-    let mut e = vmm_gpt_harness::iter_entry_zeroed();
-    // SAFETY: a live GPT, our iterator and entry.
-    unsafe {
-        vmm_gpt_iter_init(&mut it, gpt, gpa, len);
-        while vmm_gpt_iter_next(&mut it, &mut e) {
-            f(e.vgie_gpa, e.vgie_ptep);
-        }
-    }
-}
-
-fn run(
-    format: &'static str,
-    imp: &'static vmm_pte_impl,
-    ram: u64,
-    rounds: u32,
-) -> Result<Report, String> {
+fn run(format: &'static str, ram: u64, rounds: u32) -> Result<Report, String> {
+    let fmt = if format == "ept" {
+        Format::Ept
+    } else {
+        Format::Rvi
+    };
     let base = kmem();
     // SAFETY: a format from the stand-in; none is installed now.
-    if !unsafe { vmm_gpt_init(imp) } {
+    if !unsafe { (LIB.init)(fmt.pte_impl()) } {
         return Err(format!("{format}: vmm_gpt_init refused the format"));
     }
     let regions = layout(ram);
     let mut phases = Vec::new();
-    let gpt = timed(&mut phases, "alloc", 1, || vmm_gpt_alloc());
+    let gpt = timed(&mut phases, "alloc", 1, || Gpt::alloc(&LIB));
 
     let total: u64 = regions.iter().map(|r| r.len / PAGE).sum();
     timed(&mut phases, "populate regions", total, || {
         for r in &regions {
-            // SAFETY: a live GPT; regions are page-aligned and disjoint.
-            unsafe { vmm_gpt_populate_region(gpt, r.gpa, r.len) };
+            gpt.populate(r.gpa, r.len);
         }
     });
 
@@ -126,9 +106,8 @@ fn run(
         ram_pages,
         || {
             for r in regions.iter().filter(|r| !r.mmio) {
-                for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
-                    // SAFETY: a leaf entry of the GPT.
-                    if unsafe { vmm_gpt_map_at(gpt, ptep, next_pfn, PROT_ALL, MTRR_WB) } {
+                gpt.for_each_leaf(r.gpa, r.len, |_, pte| {
+                    if pte.map_at(next_pfn, PROT_ALL, MTRR_WB) {
                         mapped += 1;
                     }
                     next_pfn += 1;
@@ -149,17 +128,12 @@ fn run(
             for r in regions.iter().filter(|r| r.mmio) {
                 let mut gpa = r.gpa;
                 while gpa < r.gpa + r.len {
-                    let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
-                    // SAFETY: a live GPT, a 4-entry array; the leaf exists
-                    // because the region is populated.
-                    unsafe {
-                        vmm_gpt_walk(gpt, gpa, entries.as_mut_ptr(), LEVEL1);
-                        let leaf = entries[3];
-                        if !vmm_gpte_is_mapped(leaf, std::ptr::null_mut(), std::ptr::null_mut())
-                            && vmm_gpt_map_at(gpt, leaf, 0xfe_0000 + (gpa >> 12), PROT_RW, MTRR_UC)
-                        {
-                            mapped += 1;
-                        }
+                    // The leaf exists: the region is populated.
+                    let leaf = gpt.leaf(gpa).expect("a populated region's leaf");
+                    if !leaf.is_mapped_bare()
+                        && leaf.map_at(0xfe_0000 + (gpa >> 12), PROT_RW, MTRR_UC)
+                    {
+                        mapped += 1;
                     }
                     gpa += PAGE;
                 }
@@ -172,7 +146,7 @@ fn run(
             ram_pages + mmio_pages
         ));
     }
-    let tables = count_tables(gpt, &regions);
+    let tables = count_tables(&gpt, &regions);
     let peak_bytes = kmem().live_bytes - base.live_bytes;
 
     // Dirty tracking: the "hardware" dirties random RAM pages, then
@@ -180,20 +154,14 @@ fn run(
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let ram_regions: Vec<&Region> = regions.iter().filter(|r| !r.mmio).collect();
     let (mut dirty_set, mut dirty_found) = (0u64, 0u64);
-    let dirty_bit = imp.vpi_bit_dirty | imp.vpi_bit_accessed;
+    let dirty_bit = fmt.bit_dirty() | fmt.bit_accessed();
     for round in 1..=rounds {
         let mut set = HashSet::new();
         for _ in 0..(ram_pages / 16).max(1) {
             let r = ram_regions[(rng.next() % ram_regions.len() as u64) as usize];
             let gpa = r.gpa + (rng.next() % (r.len / PAGE)) * PAGE;
-            let mut entries: [*mut vmm_gpt_entry_t; 4] = [std::ptr::null_mut(); 4];
-            // SAFETY: a live GPT; the entry is a mapped leaf, dirtied with
-            // an atomic OR as the MMU does.
-            unsafe {
-                vmm_gpt_walk(gpt, gpa, entries.as_mut_ptr(), LEVEL1);
-                std::sync::atomic::AtomicU64::from_ptr(entries[3])
-                    .fetch_or(dirty_bit, std::sync::atomic::Ordering::SeqCst);
-            }
+            // A mapped leaf, dirtied with an atomic OR as the MMU does.
+            gpt.leaf(gpa).expect("a mapped page").hw_set(dirty_bit);
             set.insert(gpa);
         }
         dirty_set += set.len() as u64;
@@ -204,11 +172,8 @@ fn run(
             ram_pages,
             || {
                 for r in regions.iter().filter(|r| !r.mmio) {
-                    for_each_leaf(gpt, r.gpa, r.len, |_, ptep| {
-                        // SAFETY: a leaf entry of the GPT.
-                        if unsafe {
-                            vmm_gpte_query_dirty(ptep) && vmm_gpte_reset_dirty(ptep, false)
-                        } {
+                    gpt.for_each_leaf(r.gpa, r.len, |_, pte| {
+                        if pte.query_dirty() && pte.reset_dirty(false) {
                             found += 1;
                         }
                     });
@@ -227,11 +192,8 @@ fn run(
     let unmapped = timed(&mut phases, "unmap + vacate regions", total, || {
         let mut n = 0;
         for r in &regions {
-            // SAFETY: a live GPT; exactly the populated regions.
-            unsafe {
-                n += vmm_gpt_unmap_region(gpt, r.gpa, r.len) as u64;
-                vmm_gpt_vacate_region(gpt, r.gpa, r.len);
-            }
+            n += gpt.unmap_region(r.gpa, r.len) as u64;
+            gpt.vacate(r.gpa, r.len);
         }
         n
     });
@@ -240,9 +202,9 @@ fn run(
             "{format}: unmapped {unmapped} pages, mapped {mapped}"
         ));
     }
-    // SAFETY: the GPT is not used afterwards.
-    timed(&mut phases, "free", 1, || unsafe { vmm_gpt_free(gpt) });
-    vmm_gpt_fini();
+    timed(&mut phases, "free", 1, || gpt.free());
+    // SAFETY: no GPT is left.
+    unsafe { (LIB.fini)() };
     let left = kmem().live_allocs - base.live_allocs;
     if left != 0 {
         return Err(format!("{format}: {left} kernel allocations leaked"));
@@ -311,8 +273,7 @@ fn main() -> ExitCode {
         i += 2;
     }
     for f in formats {
-        let imp = if f == "ept" { Format::Ept } else { Format::Rvi }.pte_impl();
-        match run(f, imp, ram, rounds) {
+        match run(f, ram, rounds) {
             Ok(r) => print(&r, ram),
             Err(e) => {
                 eprintln!("vmm-gpt-demo: {e}");

@@ -23,10 +23,8 @@
 
 use crate::regions::{self, Regions, Tables};
 use crate::runner::PFN_MASK;
-use crate::{Format, Op, GPA_END, LEVEL1, PAGE};
+use crate::{Fill, Format, Op, GIB, GPA_END, LEVEL1, MIB, PAGE};
 
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
 const M2: u64 = 2 * MIB;
 const G512: u64 = 512 * GIB;
 
@@ -872,14 +870,14 @@ impl Gen<'_> {
         self.remember(addr);
         self.remember(addr + len - PAGE);
         self.remember(addr + s.below(len / PAGE) * PAGE);
-        Op::Fill {
+        Op::Fill(Fill {
             addr,
             len,
             prot,
             attr,
             skip,
             pfn,
-        }
+        })
     }
 
     fn attr(&self, s: &mut impl Source) -> u8 {

@@ -187,33 +187,13 @@ fn simpler(op: &Op) -> Vec<Op> {
                 len: half(len).max(crate::PAGE),
             });
         }
-        Op::Fill {
-            addr,
-            len,
-            prot,
-            attr,
-            skip,
-            pfn,
-        } => {
-            if len > crate::PAGE {
-                v.push(Op::Fill {
-                    addr,
-                    len: half(len).max(crate::PAGE),
-                    prot,
-                    attr,
-                    skip,
-                    pfn,
-                });
+        Op::Fill(f) => {
+            if f.len > crate::PAGE {
+                let len = half(f.len).max(crate::PAGE);
+                v.push(Op::Fill(crate::Fill { len, ..f }));
             }
-            if skip != 0 {
-                v.push(Op::Fill {
-                    addr,
-                    len,
-                    prot,
-                    attr,
-                    skip: 0,
-                    pfn,
-                });
+            if f.skip != 0 {
+                v.push(Op::Fill(crate::Fill { skip: 0, ..f }));
             }
         }
         Op::Track { addr, len, reset } if len > crate::PAGE => {

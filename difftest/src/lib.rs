@@ -50,6 +50,7 @@ use std::fmt;
 mod gen;
 pub use vmm_gpt_impls as impls;
 mod isolate;
+pub mod program;
 pub mod regions;
 mod runner;
 
@@ -57,16 +58,24 @@ pub use gen::{from_bytes, from_bytes_with, generate, generate_with, GenConfig};
 pub use isolate::{run_isolated, shrink, spawn, Child, Outcome};
 pub use runner::run;
 
-/// Guest page size.
-pub const PAGE: u64 = 4096;
+pub use vmm_gpt::abi::{LEVEL1, LEVEL4};
+pub use vmm_gpt_harness::{GIB, MIB, PAGE};
 /// The end of the 48-bit guest-physical space that populate accepts.
 pub const GPA_END: u64 = 1 << 48;
-/// `LEVEL4` .. `LEVEL1` as the raw depths of `vmm_gpt_walk`.
-pub const LEVEL4: u32 = 0;
-pub const LEVEL1: u32 = 3;
 
 /// A PTE format: which `struct vmm_pte_impl` both implementations get.
 pub use vmm_gpt_harness::Format;
+
+/// The operands of [`Op::Fill`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fill {
+    pub addr: u64,
+    pub len: u64,
+    pub prot: u32,
+    pub attr: u8,
+    pub skip: u64,
+    pub pfn: u64,
+}
 
 /// One side of the comparison, for the fault-injection operations and
 /// panics.
@@ -115,14 +124,7 @@ pub enum Op {
     /// where bit `i % 64` of `skip` is set; host page `pfn + (gpa - addr) /
     /// 4096` (an entry already mapped is mapped again with its own PFN, as a
     /// racing fault would).
-    Fill {
-        addr: u64,
-        len: u64,
-        prot: u32,
-        attr: u8,
-        skip: u64,
-        pfn: u64,
-    },
+    Fill(Fill),
     /// A fault: `walk(gpa, LEVEL1)`, `vmm_gpte_is_mapped`, and inside a live
     /// region `vmm_gpt_map_at` (of host page `pfn`, or the one mapped).
     Fault {

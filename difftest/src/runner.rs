@@ -9,7 +9,7 @@ use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
 
 use crate::impls::{self, Api, LIB_DOMAIN, REF_DOMAIN};
 use crate::regions::{self, Regions, Tables, VacatePlan};
-use crate::{exclusive, Divergence, Format, Op, Side, Stats, GPA_END, LEVEL1, LEVEL4, PAGE};
+use crate::{exclusive, Divergence, Fill, Format, Op, Side, Stats, GPA_END, LEVEL1, LEVEL4, PAGE};
 
 /// Physical-address bits of an entry (both formats): table addresses,
 /// masked out of non-leaf entries before comparing.
@@ -471,14 +471,7 @@ impl Runner<'_> {
                     None => self.skip(),
                 }
             }
-            Op::Fill {
-                addr,
-                len,
-                prot,
-                attr,
-                skip,
-                pfn,
-            } => self.fill(addr, len, prot, attr, skip, pfn),
+            Op::Fill(f) => self.fill(f),
             Op::Fault {
                 gpa,
                 prot,
@@ -847,16 +840,16 @@ impl Runner<'_> {
                 && addr.checked_add(len).is_some())
     }
 
-    fn fill(&mut self, addr: u64, len: u64, prot: u32, attr: u8, skip: u64, pfn: u64) -> Res<()> {
-        if !self.range_ok(addr, len) || !self.valid_mapping(prot, attr) {
+    fn fill(&mut self, f: Fill) -> Res<()> {
+        if !self.range_ok(f.addr, f.len) || !self.valid_mapping(f.prot, f.attr) {
             return self.skip();
         }
-        self.iterate(addr, len, |r, gpa, n, leaves| {
-            if skip & (1 << (n % 64)) != 0 || r.regions.containing(gpa).is_none() {
+        self.iterate(f.addr, f.len, |r, gpa, n, leaves| {
+            if f.skip & (1 << (n % 64)) != 0 || r.regions.containing(gpa).is_none() {
                 return Ok(());
             }
-            let page = pfn.wrapping_add(gpa.wrapping_sub(addr) / PAGE);
-            r.map_at(leaves, page, prot, attr)
+            let page = f.pfn.wrapping_add(gpa.wrapping_sub(f.addr) / PAGE);
+            r.map_at(leaves, page, f.prot, f.attr)
         })
     }
 

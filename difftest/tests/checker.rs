@@ -13,18 +13,15 @@
 
 use std::env;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::exit;
 
 use vmm_gpt::abi::{vmm_gpt_iter_t, vmm_gpt_t};
 use vmm_gpt_difftest::impls::{self, Api};
 use vmm_gpt_difftest::regions;
 use vmm_gpt_difftest::{
-    from_bytes, from_bytes_with, generate, generate_with, reference_available, run, run_isolated,
-    shrink, Divergence, Format, GenConfig, Op, Outcome, Side, GPA_END, PAGE,
+    from_bytes, from_bytes_with, generate, generate_with, program, reference_available, run,
+    run_isolated, shrink, Divergence, Fill, Format, GenConfig, Op, Outcome, Side, GIB, GPA_END,
+    MIB, PAGE,
 };
-
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
 
 type TestResult = Result<(), String>;
 type Test = (&'static str, fn() -> TestResult);
@@ -73,14 +70,14 @@ fn mapped_region() -> Vec<Op> {
             addr: 2 * MIB + 4 * PAGE,
             len: 16 * PAGE,
         },
-        Op::Fill {
+        Op::Fill(Fill {
             addr: 2 * MIB + 4 * PAGE,
             len: 16 * PAGE,
             prot: 7,
             attr: 6,
             skip: 0,
             pfn: 0x1234,
-        },
+        }),
     ]
 }
 
@@ -427,7 +424,7 @@ fn check_regions(ops: &[Op], assert_only: bool) -> TestResult {
         match *op {
             Op::Track { addr, len, .. }
             | Op::UnmapRegion { addr, len }
-            | Op::Fill { addr, len, .. }
+            | Op::Fill(Fill { addr, len, .. })
             | Op::VacateRange { addr, len }
                 if !assert_only && assert_only_range(addr, len) =>
             {
@@ -1165,8 +1162,5 @@ fn main() {
             }
         }
     }
-    println!("checker: {passed} passed, {failed} failed, {skipped} skipped");
-    if failed > 0 {
-        exit(1);
-    }
+    program::close("checker", passed, failed, skipped);
 }

@@ -23,27 +23,19 @@
 
 use std::collections::VecDeque;
 use std::env;
-use std::process::exit;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vmm_gpt_difftest::{
-    generate, impls, reference_available, reference_source, sanitized, shrink, spawn, Child,
-    Format, Outcome, Side, Stats,
+    generate, impls, program, reference_source, sanitized, shrink, spawn, Child, Format, Outcome,
+    Side, Stats,
 };
 
 const DEFAULT_OPS: u64 = 1_000_000;
 const DEFAULT_SEED: u64 = 20261125;
 const DEFAULT_SEQ: u64 = 50_000;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    match env::var(name) {
-        Ok(v) if !v.is_empty() => v.parse().unwrap_or_else(|_| {
-            println!("differential: {name}={v} is not a number");
-            println!("differential: 0 passed, 1 failed, 0 skipped");
-            exit(1)
-        }),
-        _ => default,
-    }
+fn env_u64(var: &str, default: u64) -> u64 {
+    program::env_u64("differential", var, default)
 }
 
 fn format_of(seed: u64) -> Format {
@@ -62,15 +54,8 @@ struct Job {
 }
 
 fn main() {
-    if env::args().any(|a| a == "--list") {
-        println!("differential: test");
-        return;
-    }
-    if !reference_available() {
-        println!("differential: the original is not built (ILLUMOS_GATE unset): skipped");
-        println!("differential: 0 passed, 0 failed, 1 skipped");
-        return;
-    }
+    program::answer_list("differential");
+    program::skip_without_original("differential");
     let total = env_u64("VMM_GPT_DIFF_OPS", DEFAULT_OPS);
     let seed0 = match env::var("VMM_GPT_DIFF_SEED").as_deref() {
         Ok("random") => SystemTime::now()
@@ -227,8 +212,7 @@ fn main() {
         if small.len() > SHOWN {
             println!("  ... {} more", small.len() - SHOWN);
         }
-        println!("differential: {passed} passed, 1 failed, 0 skipped");
-        exit(1);
+        program::close("differential", passed, 1, 0);
     }
-    println!("differential: {passed} passed, 0 failed, 0 skipped");
+    program::close("differential", passed, 0, 0);
 }

@@ -9,23 +9,14 @@
 //! (`ILLUMOS_GATE` unset) it checks nothing and says so, "0 passed, 0
 //! failed, 1 skipped".
 
-use std::env;
 use std::fs;
 use std::path::PathBuf;
-use std::process::exit;
 
-use vmm_gpt_difftest::{from_bytes, reference_available, run};
+use vmm_gpt_difftest::{from_bytes, program, run};
 
 fn main() {
-    if env::args().any(|a| a == "--list") {
-        println!("fuzz_seed_corpus_runs_without_divergence: test");
-        return;
-    }
-    if !reference_available() {
-        println!("fuzz_corpus: the original is not built (ILLUMOS_GATE unset): skipped");
-        println!("fuzz_corpus: 0 passed, 0 failed, 1 skipped");
-        return;
-    }
+    program::answer_list("fuzz_corpus");
+    program::skip_without_original("fuzz_corpus");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/differential");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
@@ -55,10 +46,8 @@ fn main() {
         failures.len()
     );
     if failures.is_empty() {
-        println!("fuzz_corpus: 1 passed, 0 failed, 0 skipped");
-    } else {
-        println!("{}", failures.join("\n"));
-        println!("fuzz_corpus: 0 passed, 1 failed, 0 skipped");
-        exit(1);
+        program::close("fuzz_corpus", 1, 0, 0);
     }
+    println!("{}", failures.join("\n"));
+    program::close("fuzz_corpus", 0, 1, 0);
 }

@@ -28,12 +28,12 @@
 
 use std::collections::VecDeque;
 use std::env;
-use std::process::exit;
 use std::time::Instant;
 
 use vmm_gpt_difftest::impls::{self, Api};
 use vmm_gpt_difftest::{
-    generate, reference_available, shrink, spawn, Child, Format, GenConfig, Outcome, Side, Stats,
+    generate, program, reference_available, shrink, spawn, Child, Format, GenConfig, Outcome, Side,
+    Stats,
 };
 
 const DEFAULT_OPS: u64 = 100_000;
@@ -41,26 +41,17 @@ const DEFAULT_SEED: u64 = 20261125;
 /// Operations per sequence (one GPT lifetime each).
 const SEQ: u64 = 50_000;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    match env::var(name) {
-        Ok(v) if !v.is_empty() => v.parse().unwrap_or_else(|_| {
-            println!("kernel_object: {name}={v} is not a number");
-            println!("kernel_object: 0 passed, 1 failed, 0 skipped");
-            exit(1)
-        }),
-        _ => default,
-    }
+fn env_u64(var: &str, default: u64) -> u64 {
+    program::env_u64("kernel_object", var, default)
 }
 
 fn skip_or_fail(require_var: &str, why: &str) -> ! {
     if env::var(require_var).is_ok_and(|v| v == "1") {
         println!("kernel_object: {require_var}=1, but {why}");
-        println!("kernel_object: 0 passed, 1 failed, 0 skipped");
-        exit(1);
+        program::close("kernel_object", 0, 1, 0);
     }
     println!("kernel_object: {why}: skipped");
-    println!("kernel_object: 0 passed, 0 failed, 1 skipped");
-    exit(0);
+    program::close("kernel_object", 0, 0, 1);
 }
 
 struct Job {
@@ -149,10 +140,7 @@ fn run_pair(api: &'static Api, per_format: u64, seed: u64, jobs: usize) -> Resul
 }
 
 fn main() {
-    if env::args().any(|a| a == "--list") {
-        println!("kernel_object: test");
-        return;
-    }
+    program::answer_list("kernel_object");
     if impls::kernel_object().is_none() {
         skip_or_fail(
             "VMM_GPT_REQUIRE_KERNEL_OBJECT",
@@ -233,8 +221,5 @@ fn main() {
             println!("kernel_object: {name} is not linked ({var} unset): its pair is skipped");
         }
     }
-    println!("kernel_object: {passed} passed, {failed} failed, {skipped} skipped");
-    if failed > 0 {
-        exit(1);
-    }
+    program::close("kernel_object", passed, failed, skipped);
 }

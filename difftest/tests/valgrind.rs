@@ -12,35 +12,20 @@
 //! the native run does the same.
 
 use std::env;
-use std::path::PathBuf;
-use std::process::{exit, Command};
 use std::time::Instant;
 
+use vmm_gpt_harness::valgrind::{self, Rerun};
+
 use vmm_gpt_difftest::{
-    generate_with, reference_available, run, sanitized, Format, GenConfig, Stats,
+    generate_with, program, reference_available, run, sanitized, Format, GenConfig, Stats,
 };
 
-const UNDER_VALGRIND: &str = "VMM_GPT_UNDER_VALGRIND";
 const DEFAULT_OPS: u64 = 50_000;
 const SEQ: u64 = 5000;
 const SEED: u64 = 5150;
 
-const VALGRIND_ARGS: &[&str] = &[
-    "--error-exitcode=99",
-    "--leak-check=full",
-    "--errors-for-leak-kinds=definite",
-    "--quiet",
-];
-
-fn closing(passed: u32, failed: u32, skipped: u32) -> ! {
-    println!("valgrind: {passed} passed, {failed} failed, {skipped} skipped");
-    exit(if failed > 0 { 1 } else { 0 })
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+fn closing(passed: u64, failed: u64, skipped: u64) -> ! {
+    program::close("valgrind", passed, failed, skipped)
 }
 
 /// The differential run itself: in-process (no forks), stops at the first
@@ -64,15 +49,12 @@ fn differential(total: u64) -> Result<Stats, String> {
 }
 
 fn main() {
-    if env::args().any(|a| a == "--list") {
-        println!("valgrind: test");
-        return;
-    }
+    program::answer_list("valgrind");
     let total = env::var("VMM_GPT_VALGRIND_OPS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_OPS);
-    let under = env::var_os(UNDER_VALGRIND).is_some();
+    let under = valgrind::under_valgrind();
     if !reference_available() {
         println!("valgrind: the original is not built (ILLUMOS_GATE unset): skipped");
         closing(0, 0, 1);
@@ -100,64 +82,27 @@ fn main() {
         return;
     }
 
-    let mode = env::var("VMM_GPT_VALGRIND").unwrap_or_default();
-    if mode == "0" {
-        println!("valgrind: VMM_GPT_VALGRIND=0: the run under valgrind is skipped");
-        closing(1, 0, 1);
-    }
     if sanitized() {
         println!("valgrind: built with the sanitizers (VMM_GPT_SANITIZE=1), which valgrind cannot run: skipped");
         closing(1, 0, 1);
     }
-    let Some(valgrind) = find_on_path("valgrind") else {
-        if mode == "1" {
-            println!("valgrind: VMM_GPT_VALGRIND=1, but valgrind is not on PATH");
-            closing(1, 1, 0);
-        }
-        println!("valgrind: valgrind not found: the run under valgrind is skipped");
-        closing(1, 0, 1);
-    };
-
-    let mut exe = env::current_exe().unwrap_or_else(|e| {
-        println!("valgrind: current_exe: {e}");
-        closing(1, 1, 0)
-    });
-    if exe.to_string_lossy().ends_with(" (deleted)") {
-        exe = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
-    }
-    let mut args: Vec<&str> = VALGRIND_ARGS.to_vec();
-    if env!("VMM_GPT_HAVE_VALGRIND_H") != "1" {
-        // kernel.c cannot tell valgrind about its code patches.
-        args.push("--smc-check=all");
-    }
-    let shown = format!(
-        "{UNDER_VALGRIND}=1 VMM_GPT_VALGRIND_OPS={total} {} {} {}",
-        valgrind.display(),
-        args.join(" "),
-        exe.display()
-    );
-    println!("valgrind: again under valgrind: {shown}");
+    let have_vg_h = env!("VMM_GPT_HAVE_VALGRIND_H") == "1";
+    let envs = [("VMM_GPT_VALGRIND_OPS", total.to_string())];
     let start = Instant::now();
-    let status = Command::new(&valgrind)
-        .args(&args)
-        .arg(&exe)
-        .env(UNDER_VALGRIND, "1")
-        .env("VMM_GPT_VALGRIND_OPS", total.to_string())
-        .status();
-    match status {
-        Ok(s) if s.success() => {
+    match valgrind::rerun("valgrind", have_vg_h, &[], &envs) {
+        Rerun::Skipped(why) => {
+            println!("valgrind: {why}");
+            closing(1, 0, 1);
+        }
+        Rerun::Clean => {
             println!(
                 "valgrind: clean under valgrind ({:.1} s)",
                 start.elapsed().as_secs_f64()
             );
             closing(2, 0, 0);
         }
-        Ok(s) => {
-            println!("valgrind: the run under valgrind failed ({s}); to reproduce: {shown}");
-            closing(1, 1, 0);
-        }
-        Err(e) => {
-            println!("valgrind: cannot run {}: {e}", valgrind.display());
+        Rerun::Failed(why) => {
+            println!("valgrind: {why}");
             closing(1, 1, 0);
         }
     }

@@ -33,9 +33,9 @@
 use std::path::{Path, PathBuf};
 
 use vmm_gpt_harness_build::{
-    archiver, env_is_1, exports, fail, library_debug, original, prebuilt, prefixed, rename, run,
-    staticlib_object, symbols, without_odr, workspace_root, Harness, CFLAGS, ORIGINAL_CFLAGS,
-    SANITIZE_CFLAGS, STUB_NAMES,
+    archiver, env_is_1, exports, fail, original, prebuilt, prefixed, rename, run, staticlib_object,
+    symbols, without_odr, workspace_root, Harness, CFLAGS, ORIGINAL_CFLAGS, SANITIZE_CFLAGS,
+    STUB_NAMES,
 };
 
 /// One renamed copy of the ABI: the objects defining the 21 symbols with
@@ -230,13 +230,6 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     for copy in COPIES {
         println!("cargo::rustc-check-cfg=cfg({})", copy.cfg);
-    }
-
-    // Whether the library linked as a crate is a DEBUG build, by its own
-    // rule: `LIB.debug`, which picks the original it is compared with.
-    println!("cargo::rustc-check-cfg=cfg(vmm_gpt_library_debug)");
-    if library_debug() {
-        println!("cargo:rustc-cfg=vmm_gpt_library_debug");
     }
 
     // 1. The original.

@@ -1,10 +1,20 @@
 //! The userland kernel stand-in (`c/`, compiled by build.rs) and its Rust
 //! face: the kmem statistics and test hooks of `c/ktest.h`, the two test
-//! PTE formats, and the one process-wide lock of the state they share.
+//! PTE formats, the one process-wide lock of the state they share, the
+//! table type of an implementation of the C surface ([`api::Api`], and the
+//! library's, [`LIB`]), one safe GPT and entry wrapper ([`Gpt`], [`Pte`]),
+//! and the bhyve-like guest of the demo and the benchmarks.
 //!
 //! Everything here is process-global (the hot-patched stubs, the installed
 //! format, the stand-in's accounting and hooks): whoever installs a format
 //! or reads the accounting holds [`exclusive`] meanwhile.
+
+pub mod api;
+pub mod gpt;
+pub mod valgrind;
+
+pub use api::{Api, LIB, LIB_DOMAIN, REF_DOMAIN};
+pub use gpt::{Gpt, Pte};
 
 use std::ffi::c_uint;
 use std::ptr;
@@ -15,11 +25,15 @@ use vmm_gpt::abi_impl::vmm_pte_impl;
 
 /// The guest page size (`PAGESIZE`).
 pub const PAGE: u64 = 4096;
+pub const KIB: u64 = 1 << 10;
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
 /// `PROT_READ`, `PROT_WRITE`, `PROT_EXEC` of `<sys/mman.h>` and all three.
 pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
 pub const PROT_EXEC: u32 = 4;
 pub const PROT_ALL: u32 = PROT_READ | PROT_WRITE | PROT_EXEC;
+pub const PROT_RW: u32 = PROT_READ | PROT_WRITE;
 /// `MTRR_TYPE_UC` and `MTRR_TYPE_WB`, the memory types both formats accept.
 pub const MTRR_UC: u8 = 0;
 pub const MTRR_WB: u8 = 6;
@@ -183,9 +197,6 @@ impl Format {
         self.pte_impl().vpi_bit_dirty
     }
 }
-
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
 
 /// A guest-physical region, as vmspace maps one.
 #[derive(Clone, Copy, Debug)]

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 /// Bytes in a page.
-pub const PAGE: u64 = 1 << 12;
+pub use vmm_gpt_harness::PAGE;
 /// The guest-physical space the four levels span.
 pub const SPACE_END: u64 = 1 << 48;
 /// GPA span of a table at each level (`LEVEL4`, the root, first).

@@ -95,8 +95,10 @@ pub fn run_case_injected(session: &Session, case: &Case, inject: Option<(usize, 
 }
 
 struct Runner<'s> {
+    /// The session the GPT lives in (it outlives the GPT).
+    _session: &'s Session,
     format: Format,
-    gpt: Option<Gpt<'s>>,
+    gpt: Option<Gpt>,
     model: Model,
     /// The stand-in's counters before the GPT was allocated.
     kmem0: KmemStats,
@@ -117,9 +119,10 @@ fn index(level: usize, gpa: u64) -> usize {
 impl<'s> Runner<'s> {
     fn new(session: &'s Session) -> Runner<'s> {
         let kmem0 = library::kmem();
-        let gpt = Gpt::alloc(session);
+        let gpt = Gpt::alloc(&library::LIB);
         let root = gpt.root_addr();
         let mut r = Runner {
+            _session: session,
             format: session.format(),
             gpt: Some(gpt),
             model: Model::new(),
@@ -134,14 +137,15 @@ impl<'s> Runner<'s> {
     }
 
     fn inject(&mut self, fault: Inject) {
-        let tree = self.gpt().hw_tree(self.format);
+        let tree = library::hw_tree(self.gpt(), self.format);
         match fault {
             Inject::FlipLeafBit { bit } => {
                 let (t, i) = tree[3]
                     .iter()
                     .find_map(|t| t.entries.iter().position(|&e| e != 0).map(|i| (t, i)))
                     .expect("a mapped page to corrupt");
-                Pte::at((t.addr + i * 8) as *mut u64).flip(1 << bit);
+                let pte = self.gpt().pte((t.addr + i * 8) as *mut u64);
+                pte.expect("a table entry").flip(1 << bit);
             }
             Inject::UnlinkTable => {
                 let i = tree[0][0]
@@ -149,7 +153,8 @@ impl<'s> Runner<'s> {
                     .iter()
                     .position(|&e| e != 0)
                     .expect("a table to unlink");
-                let pte = Pte::at((self.root + i * 8) as *mut u64);
+                let pte = self.gpt().pte((self.root + i * 8) as *mut u64);
+                let pte = pte.expect("a root entry");
                 pte.flip(pte.load());
             }
             Inject::ModelExtraEntry => {
@@ -160,7 +165,7 @@ impl<'s> Runner<'s> {
         }
     }
 
-    fn gpt(&self) -> &Gpt<'s> {
+    fn gpt(&self) -> &Gpt {
         self.gpt.as_ref().expect("the GPT is live")
     }
 
@@ -455,7 +460,7 @@ impl<'s> Runner<'s> {
                 ));
             }
             if want != 0 {
-                out[lvl] = Some(Pte::at(entries[lvl]));
+                out[lvl] = self.gpt().pte(entries[lvl]);
             }
             parent_exists = exists;
         }
@@ -674,7 +679,7 @@ impl<'s> Runner<'s> {
     /// the model; records the table addresses for the walk checks.
     fn check_tree(&mut self) {
         self.stats.tree_checks += 1;
-        let tree = self.gpt().hw_tree(self.format);
+        let tree = library::hw_tree(self.gpt(), self.format);
         if tree[0][0].addr != self.root {
             self.fail(format!(
                 "the root table moved from {:#x} to {:#x}",
