@@ -40,6 +40,8 @@ use vmm_gpt_harness_build::{
 /// tests, `test_*.c`, and their helpers: every `.c` and `.S` there is
 /// built).
 const RUNNER: &[&str] = &["vtest_main.c", "abi_parity.c"];
+/// The archive of the runner and the tests.
+const TESTS: &str = "vmm_gpt_ctest_tests";
 /// The `main` of the executables build.rs links (not part of the test
 /// library: it is in a directory of its own).
 const MAIN: &str = "main/main.c";
@@ -84,106 +86,29 @@ impl Dirs {
     }
 }
 
-/// How an executable's implementation was built: what the vtest runner
-/// is told (`vtest_reference`, `vtest_debug`) through the `main` it gets.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Kind {
-    /// The original `vmm_gpt.c`, not the library's code.
-    reference: bool,
-    /// A DEBUG build: the original's `ASSERT`s (the library's
-    /// `debug_assertions`) are live.
-    debug: bool,
-}
-
-/// The executables of the C unit tests linked with an implementation other
-/// than the Rust test targets' (the library in the test profile): the
-/// harness and test objects are compiled once, the `main` once per kind.
-struct Linker<'a> {
-    dirs: &'a Dirs,
-    sources: &'a [PathBuf],
-    /// The harness and the tests, compiled on first use.
-    objs: Option<Vec<PathBuf>>,
-    /// `ctest/c/main/main.c`, compiled per kind.
-    mains: Vec<(Kind, PathBuf)>,
-}
-
-impl<'a> Linker<'a> {
-    fn new(dirs: &'a Dirs, sources: &'a [PathBuf]) -> Self {
-        Linker {
-            dirs,
-            sources,
-            objs: None,
-            mains: Vec::new(),
-        }
-    }
-
-    fn objdir(&self) -> PathBuf {
-        self.dirs.harness.subdir("exe")
-    }
-
-    /// The runner and the tests, as the Rust test targets get them, but
-    /// compiled into objects of their own.  abi_parity.c is a compile-time
-    /// check of the headers: the test targets' build has done it.
-    fn tests(&mut self) -> Vec<PathBuf> {
-        if let Some(objs) = &self.objs {
-            return objs.clone();
-        }
-        let objdir = self.objdir();
-        let abi_parity = self.dirs.tdir.join("abi_parity.c");
-        let mut objs = Vec::new();
-        for src in self.sources.iter().filter(|s| **s != abi_parity) {
-            let name = src.file_name().expect("a file name").to_string_lossy();
-            let obj = objdir.join(format!("{name}.o"));
-            self.dirs.compile(
-                src,
-                &obj,
-                CFLAGS,
-                &format!("compiling {name} for the test executables"),
-            );
-            objs.push(obj);
-        }
-        self.objs = Some(objs.clone());
-        objs
-    }
-
-    /// `main.c` for `kind`.
-    fn main_obj(&mut self, kind: Kind) -> PathBuf {
-        if let Some((_, obj)) = self.mains.iter().find(|(k, _)| *k == kind) {
-            return obj.clone();
-        }
-        let obj = self.objdir().join(format!(
-            "main.{}.{}.o",
-            if kind.reference {
-                "original"
-            } else {
-                "library"
-            },
-            if kind.debug { "debug" } else { "ndebug" }
-        ));
-        let mut flags = CFLAGS.to_vec();
-        let reference = format!("-DVTEST_MAIN_REFERENCE={}", u8::from(kind.reference));
-        let debug = format!("-DVTEST_MAIN_DEBUG={}", u8::from(kind.debug));
-        flags.push(&reference);
-        flags.push(&debug);
-        self.dirs.compile(
-            &self.dirs.tdir.join(MAIN),
-            &obj,
+impl Dirs {
+    /// Links `$OUT_DIR/<name>`, an executable of the C unit tests linked
+    /// with an implementation other than the Rust test targets' (the
+    /// library in the test profile): the runner and the tests (the archive
+    /// the test targets get, whole: the tests are reached only through
+    /// constructors), the stand-in (whole), the `main` that tells the
+    /// runner whether `imp` is the original (`reference`) and a DEBUG build
+    /// (`debug`: the original's `ASSERT`s, the library's
+    /// `debug_assertions`), and the implementation `imp`.  Returns its path.  `no_pie` for the kernel
+    /// objects: the kernel code model's absolute 32-bit relocations
+    /// (R_X86_64_32S) cannot go into a position-independent executable.
+    fn link(&self, name: &str, reference: bool, debug: bool, imp: &Path, no_pie: bool) -> PathBuf {
+        let main = self.harness.subdir("exe").join(format!("main.{name}.o"));
+        let reference = format!("-DVTEST_MAIN_REFERENCE={}", u8::from(reference));
+        let debug = format!("-DVTEST_MAIN_DEBUG={}", u8::from(debug));
+        let flags = [CFLAGS, &[reference.as_str(), debug.as_str()]].concat();
+        self.compile(
+            &self.tdir.join(MAIN),
+            &main,
             &flags,
             "compiling main/main.c",
         );
-        self.mains.push((kind, obj.clone()));
-        obj
-    }
-
-    /// Links `$OUT_DIR/<name>` from the stand-in (whole), the tests, the `main` of
-    /// `kind` and the implementation `imp` (objects or archives), and
-    /// returns its path.  `no_pie` for the kernel objects: the kernel code
-    /// model's absolute 32-bit relocations (R_X86_64_32S) cannot go into a
-    /// position-independent executable.
-    fn link(&mut self, name: &str, kind: Kind, imp: &[PathBuf], no_pie: bool) -> PathBuf {
-        let tests = self.tests();
-        let main = self.main_obj(kind);
-        let exe = self.dirs.harness.out.join(name);
+        let exe = self.harness.out.join(name);
         let mut cmd = compiler_command();
         if no_pie {
             cmd.arg("-no-pie");
@@ -192,12 +117,12 @@ impl<'a> Linker<'a> {
         cmd.arg("-rdynamic")
             .arg("-o")
             .arg(&exe)
-            .args(&tests)
             .arg("-Wl,--whole-archive")
-            .arg(&self.dirs.harness.lib)
+            .arg(self.harness.out.join(format!("lib{TESTS}.a")))
+            .arg(&self.harness.lib)
             .arg("-Wl,--no-whole-archive")
             .arg(&main)
-            .args(imp)
+            .arg(imp)
             .args(["-lpthread", "-ldl"]);
         run(cmd, &format!("linking {name}"));
         exe
@@ -208,11 +133,11 @@ impl<'a> Linker<'a> {
 /// `c_unit_reference` (compiled with `-DDEBUG`, as a DEBUG kernel builds it)
 /// and `c_unit_reference_ndebug` (without, as production illumos runs it).
 /// Returns their paths.
-fn build_references(linker: &mut Linker, original: &Path) -> (PathBuf, PathBuf) {
-    let objdir = linker.dirs.harness.subdir("reference");
+fn build_references(dirs: &Dirs, original: &Path) -> (PathBuf, PathBuf) {
+    let objdir = dirs.harness.subdir("reference");
     // The original must compile cleanly against the headers under test and
     // the stand-ins, both ways.
-    let mut build = |debug: bool| {
+    let build = |debug: bool| {
         let obj = objdir.join(if debug {
             "vmm_gpt.debug.o"
         } else {
@@ -222,7 +147,7 @@ fn build_references(linker: &mut Linker, original: &Path) -> (PathBuf, PathBuf) 
         if debug {
             flags.push("-DDEBUG");
         }
-        linker.dirs.harness.compile(
+        dirs.harness.compile(
             original,
             &obj,
             &flags,
@@ -233,11 +158,7 @@ fn build_references(linker: &mut Linker, original: &Path) -> (PathBuf, PathBuf) 
         } else {
             "c_unit_reference_ndebug"
         };
-        let kind = Kind {
-            reference: true,
-            debug,
-        };
-        linker.link(name, kind, &[obj], false)
+        dirs.link(name, true, debug, &obj, false)
     };
     (build(true), build(false))
 }
@@ -271,7 +192,7 @@ fn main() {
     for flag in CFLAGS {
         build.flag(flag);
     }
-    build.compile("vmm_gpt_ctest_tests");
+    build.compile(TESTS);
     // modgetsymname() names symbols through dladdr(), which sees only the
     // dynamic symbol table.
     println!("cargo:rustc-link-arg-tests=-rdynamic");
@@ -284,12 +205,10 @@ fn main() {
     );
     have_valgrind_h(&dirs.harness.out);
 
-    let mut linker = Linker::new(&dirs, &sources);
-
     // 2. The reference executables.
     let (reference, reference_ndebug) = match original(&root) {
         Some(original) => {
-            let (debug, ndebug) = build_references(&mut linker, &original);
+            let (debug, ndebug) = build_references(&dirs, &original);
             (debug.display().to_string(), ndebug.display().to_string())
         }
         None => (String::new(), String::new()),
@@ -298,7 +217,7 @@ fn main() {
     println!("cargo:rustc-env=VMM_GPT_REFERENCE_NDEBUG_EXE={reference_ndebug}");
 
     // 3. The executables of the library's builds that ship.
-    build_library_exes(&mut linker, &root);
+    build_library_exes(&dirs, &root);
 }
 
 /// A build of the library that ships, given to build.rs as a file.
@@ -362,7 +281,7 @@ const SHIPPED: [Shipped; 3] = [
 /// and `c_unit_release` run them (and skip without them, or fail with
 /// `VMM_GPT_REQUIRE_KERNEL_OBJECT=1`, which also makes a missing
 /// `VMM_GPT_KERNEL_OBJECT` an error here; see `Shipped::required`).
-fn build_library_exes(linker: &mut Linker, root: &Path) {
+fn build_library_exes(dirs: &Dirs, root: &Path) {
     let require = env_is_1("VMM_GPT_REQUIRE_KERNEL_OBJECT");
     for s in &SHIPPED {
         let Some(file) = prebuilt(s.var, root, s.how) else {
@@ -375,11 +294,7 @@ fn build_library_exes(linker: &mut Linker, root: &Path) {
             println!("cargo:rustc-env={}=", s.exe_var);
             continue;
         };
-        let kind = Kind {
-            reference: false,
-            debug: s.debug,
-        };
-        let exe = linker.link(s.exe, kind, &[file], s.kernel);
+        let exe = dirs.link(s.exe, false, s.debug, &file, s.kernel);
         println!("cargo:rustc-env={}={}", s.exe_var, exe.display());
     }
 }

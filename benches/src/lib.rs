@@ -21,11 +21,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use std::ffi::c_uint;
 use std::sync::MutexGuard;
 use std::time::Duration;
 
-use vmm_gpt_harness::{layout, Region, Rng, MTRR_UC, MTRR_WB, PROT_ALL as PROT_RWX, PROT_RW};
+use vmm_gpt_harness::{
+    layout, set_domain, Region, Rng, MTRR_UC, MTRR_WB, PROT_ALL as PROT_RWX, PROT_RW,
+};
 pub use vmm_gpt_harness::{Format, Gpt, Pte, PAGE};
 pub use vmm_gpt_impls::Api;
 use vmm_gpt_impls::{self as impls, LIB};
@@ -293,13 +294,6 @@ pub struct Bench {
     dirtied_distinct: Vec<u64>,
     guests: Vec<Option<Guest>>,
     _lock: MutexGuard<'static, ()>,
-}
-
-/// Sets the kmem domain the calling thread's allocations are charged to.
-fn set_domain(domain: c_uint) {
-    // SAFETY: the domains used are 0 and those of the implementations,
-    // all below KTEST_KMEM_DOMAINS.
-    vmm_gpt_harness::set_domain(domain)
 }
 
 /// The CPU time the calling thread has used.

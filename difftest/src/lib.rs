@@ -313,7 +313,7 @@ pub fn reference_available() -> bool {
 
 /// Where the original was compiled from (empty without it).
 pub fn reference_source() -> &'static str {
-    impls::original_path()
+    impls::ORIGINAL_PATH
 }
 
 /// Whether the C side was built with ASan and UBSan (`VMM_GPT_SANITIZE=1`).

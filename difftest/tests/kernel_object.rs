@@ -158,12 +158,12 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let jobs = env_u64("VMM_GPT_DIFF_JOBS", cpus).max(1) as usize;
     let pairs = [
-        (impls::kernel_object(), impls::kernel_object_path()),
+        (impls::kernel_object(), impls::KERNEL_OBJECT_PATH),
         (
             impls::kernel_object_debug(),
-            impls::kernel_object_debug_path(),
+            impls::KERNEL_OBJECT_DEBUG_PATH,
         ),
-        (impls::staticlib(), impls::staticlib_path()),
+        (impls::staticlib(), impls::STATICLIB_PATH),
     ];
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (api, path) in pairs {

@@ -56,7 +56,12 @@ pub fn rerun(
         // link to the running one still opens it.
         exe = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
     }
+    // --fair-sched=yes: a ticket lock hands the CPU to the threads in
+    // turn; valgrind's default lets a spinning thread starve the others,
+    // and the stress tests' races then never happen (a thread that ran no
+    // operation fails them).
     let mut vg_args = vec![
+        "--fair-sched=yes",
         "--error-exitcode=99",
         "--leak-check=full",
         "--errors-for-leak-kinds=definite",

@@ -198,34 +198,19 @@ impl<'s> Runner<'s> {
                 }
                 None => false,
             },
-            Op::Walk { at, depth } => match self.target(at) {
-                Some(gpa) => {
-                    self.walk(gpa, *depth as usize);
-                    true
-                }
-                None => false,
-            },
-            Op::Iterate { at, pages } => match self.target(at) {
-                Some(gpa) => {
-                    self.iterate(gpa, pages * PAGE);
-                    true
-                }
-                None => false,
-            },
-            Op::Unmap { at } => match self.target(at) {
-                Some(gpa) => {
-                    self.unmap(gpa);
-                    true
-                }
-                None => false,
-            },
-            Op::UnmapRange { at, pages } => match self.target(at) {
-                Some(gpa) => {
-                    self.unmap_range(gpa, pages * PAGE);
-                    true
-                }
-                None => false,
-            },
+            Op::Walk { at, depth } => {
+                let gpa = self.target(at);
+                gpa.map(|gpa| self.walk(gpa, *depth as usize)).is_some()
+            }
+            Op::Iterate { at, pages } => {
+                let gpa = self.target(at);
+                gpa.map(|gpa| self.iterate(gpa, pages * PAGE)).is_some()
+            }
+            Op::Unmap { at } => self.target(at).map(|gpa| self.unmap(gpa)).is_some(),
+            Op::UnmapRange { at, pages } => {
+                let gpa = self.target(at);
+                gpa.map(|gpa| self.unmap_range(gpa, pages * PAGE)).is_some()
+            }
             Op::Remove { region } => match self.model.region(*region) {
                 Some((s, e)) => {
                     self.remove(s, e);

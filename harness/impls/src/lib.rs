@@ -185,21 +185,12 @@ pub fn reference_for(api: &Api) -> Option<&'static Api> {
     }
 }
 
-/// Where the original was compiled from (empty without it).
-pub fn original_path() -> &'static str {
-    env!("VMM_GPT_IMPLS_ORIGINAL")
-}
-
-/// Where the prebuilt implementations came from (empty when not linked).
-pub fn kernel_object_path() -> &'static str {
-    env!("VMM_GPT_IMPLS_KERNEL_OBJECT")
-}
-pub fn kernel_object_debug_path() -> &'static str {
-    env!("VMM_GPT_IMPLS_KERNEL_OBJECT_DEBUG")
-}
-pub fn staticlib_path() -> &'static str {
-    env!("VMM_GPT_IMPLS_STATICLIB")
-}
+/// Where the original was compiled from, and the prebuilt implementations
+/// came from (empty when not linked).
+pub const ORIGINAL_PATH: &str = env!("VMM_GPT_IMPLS_ORIGINAL");
+pub const KERNEL_OBJECT_PATH: &str = env!("VMM_GPT_IMPLS_KERNEL_OBJECT");
+pub const KERNEL_OBJECT_DEBUG_PATH: &str = env!("VMM_GPT_IMPLS_KERNEL_OBJECT_DEBUG");
+pub const STATICLIB_PATH: &str = env!("VMM_GPT_IMPLS_STATICLIB");
 
 static SELECTED: AtomicPtr<Api> = AtomicPtr::new(std::ptr::null_mut());
 
