@@ -44,11 +44,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 
 
-die() {
-    echo "build.sh: error: $*" >&2
-    exit 1
-}
-note() { echo "build.sh: $*"; }
+# shellcheck source=illumos-build/lib.sh
+. "$here/lib.sh"
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'

@@ -18,10 +18,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 
-die() {
-    echo "install-into-gate.sh: error: $*" >&2
-    exit 1
-}
+# shellcheck source=illumos-build/lib.sh
+. "$here/lib.sh"
 
 [ $# -eq 1 ] || die "usage: $0 /path/to/illumos-gate"
 gate="$(cd "$1" && pwd)" || die "no such directory: $1"

@@ -3,7 +3,7 @@
 //!
 //! Nothing else is imported (`memcpy` and friends aside, which the compiler
 //! may emit and genunix provides).  In the userland test harness these are
-//! provided by the kernel stand-in in `ctest/c/kernel.c`.
+//! provided by the kernel stand-in in `harness/c/kernel.c`.
 
 use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
 

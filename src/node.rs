@@ -307,54 +307,59 @@ impl Directory for L2Dir {
 
 /// Kinds of directory that can be made empty and freed.
 pub trait NewDir: Directory + Sized {
+    /// The place of the directory's table page, in a fresh allocation.
+    ///
+    /// # Safety
+    /// `d` points to an allocation of `Self`.
+    unsafe fn page_place(d: *mut Self) -> *mut TablePage;
+
+    /// Frees the memory of the child slots (all NULL by now).
+    fn free_slots(&mut self);
+
     /// Allocates an empty directory with a fresh zeroed table.
-    fn alloc() -> *mut Self;
+    fn alloc() -> *mut Self {
+        // SAFETY: null children and zero counts are a valid empty
+        // directory; the page is filled in before anyone sees it.
+        let d = unsafe { kzalloc::<Self>() };
+        // SAFETY: `d` is a fresh, exclusively owned allocation of Self;
+        // `write` does not drop the zeroed placeholder.
+        unsafe { Self::page_place(d).write(TablePage::alloc()) };
+        d
+    }
+
     /// Frees an empty directory and its table.
     ///
     /// # Safety
     /// `dir` came from `alloc()`, is unlinked, and is not used afterwards.
-    unsafe fn free(dir: *mut Self);
-}
-
-impl<C> NewDir for Dir<C> {
-    fn alloc() -> *mut Self {
-        // SAFETY: null children and a zero count are a valid empty dir; the
-        // page is filled in before anyone sees it.
-        let d = unsafe { kzalloc::<Self>() };
-        // SAFETY: `d` is a fresh, exclusively owned allocation; `write`
-        // does not drop the zeroed placeholder.
-        unsafe { ptr::addr_of_mut!((*d).page).write(TablePage::alloc()) };
-        d
-    }
     unsafe fn free(dir: *mut Self) {
         // SAFETY: the caller passes a live, unlinked directory it owns.
         let d = unsafe { &mut *dir };
-        verify!(c"vmm_gpt_node_free", d.present == 0);
-        d.children.free();
+        verify!(c"vmm_gpt_node_free", d.present() == 0);
+        d.free_slots();
         // SAFETY: the table page leaves the directory exactly once here.
-        unsafe { ptr::read(&d.page) }.free();
+        unsafe { ptr::read(d.page()) }.free();
         // SAFETY: allocated by kzalloc::<Self>() in alloc().
         unsafe { kfree(dir) }
     }
 }
 
-impl NewDir for L2Dir {
-    fn alloc() -> *mut Self {
-        // SAFETY: as for Dir::alloc().
-        let d = unsafe { kzalloc::<Self>() };
-        // SAFETY: as for Dir::alloc().
-        unsafe { ptr::addr_of_mut!((*d).page).write(TablePage::alloc()) };
-        d
+impl<C> NewDir for Dir<C> {
+    unsafe fn page_place(d: *mut Self) -> *mut TablePage {
+        // SAFETY: the caller's promise; only the field's address is taken.
+        unsafe { ptr::addr_of_mut!((*d).page) }
     }
-    unsafe fn free(dir: *mut Self) {
-        // SAFETY: as for Dir::free().
-        let d = unsafe { &mut *dir };
-        verify!(c"vmm_gpt_node_free", d.present == 0);
-        d.leaves.free();
-        // SAFETY: as for Dir::free().
-        unsafe { ptr::read(&d.page) }.free();
-        // SAFETY: as for Dir::free().
-        unsafe { kfree(dir) }
+    fn free_slots(&mut self) {
+        self.children.free();
+    }
+}
+
+impl NewDir for L2Dir {
+    unsafe fn page_place(d: *mut Self) -> *mut TablePage {
+        // SAFETY: as for Dir.
+        unsafe { ptr::addr_of_mut!((*d).page) }
+    }
+    fn free_slots(&mut self) {
+        self.leaves.free();
     }
 }
 

@@ -68,7 +68,7 @@ fn main() {
 
     if let Some(gate) = original {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let includes = [root.join("include"), root.join("ctest/include")];
+        let includes = [root.join("include"), root.join("harness/include")];
         let dir = std::env::temp_dir().join(format!("objcheck-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
             eprintln!("objcheck: {}: {e}", dir.display());

@@ -148,7 +148,7 @@ fn globalized_local_is_rejected(obj: &Path, report: &Report) -> Result<(), Strin
 /// illumos kernel flags as gcc takes them and `extra`.
 fn originals(gate: &Path, extra: &[&str], tag: &str) -> Result<Vec<(String, Report)>, String> {
     let root = root();
-    let includes = [root.join("include"), root.join("ctest/include")];
+    let includes = [root.join("include"), root.join("harness/include")];
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("original");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut policy = Policy::kernel_object();
