@@ -298,12 +298,6 @@ pub(crate) fn analyse(
         let name = &f.demangled;
         // retpoline
         if !f.raw_indirect.is_empty() {
-            let shown: Vec<String> = f
-                .raw_indirect
-                .iter()
-                .take(4)
-                .map(|(o, t)| format!("`{}` at +0x{o:x}", squeeze(t)))
-                .collect();
             violation(
                 Rule::Retpoline,
                 format!(
@@ -311,7 +305,7 @@ pub(crate) fn analyse(
                      gadget; illumos sends every indirect call and jump through \
                      __x86_indirect_thunk_<reg> (gcc -mindirect-branch=thunk-extern)",
                     f.raw_indirect.len(),
-                    shown.join(", ")
+                    first_four(&f.raw_indirect, |(o, t)| format!("`{}` at +0x{o:x}", squeeze(t)))
                 ),
             );
         }
@@ -324,16 +318,10 @@ pub(crate) fn analyse(
                 ));
             }
             if !f.table_entries.is_empty() {
-                let shown: Vec<&str> = f.table_entries.iter().take(4).map(String::as_str).collect();
                 what.push(format!(
-                    "{} address(es) inside it stored in data ({}{})",
+                    "{} address(es) inside it stored in data ({})",
                     f.table_entries.len(),
-                    shown.join(", "),
-                    if f.table_entries.len() > 4 {
-                        ", ..."
-                    } else {
-                        ""
-                    }
+                    first_four(&f.table_entries, String::clone)
                 ));
             }
             violation(
@@ -418,31 +406,21 @@ pub(crate) fn analyse(
             });
         }
         if !r.tail_jumps.is_empty() {
-            let shown: Vec<String> = r
-                .tail_jumps
-                .iter()
-                .take(4)
-                .map(|(o, to)| format!("to {to} at +0x{o:x}"))
-                .collect();
             problems.push(format!(
-                "leaves through {} tail jump(s) ({}{}): those paths fire no fbt return probe and \
+                "leaves through {} tail jump(s) ({}): those paths fire no fbt return probe and \
                  drop its frame from stack traces",
                 r.tail_jumps.len(),
-                shown.join(", "),
-                if r.tail_jumps.len() > 4 { ", ..." } else { "" }
+                first_four(&r.tail_jumps, |(o, to)| format!("to {to} at +0x{o:x}"))
             ));
         }
         if !r.unprobed.is_empty() {
-            let shown: Vec<String> = r
-                .unprobed
-                .iter()
-                .take(4)
-                .map(|(o, t)| format!("`{}` at +0x{o:x}", squeeze(t)))
-                .collect();
             problems.push(format!(
                 "returns where fbt puts no return probe: {} (before its `push %rbp`, or not a \
                  plain `ret`)",
-                shown.join(", ")
+                first_four(&r.unprobed, |(o, t)| format!(
+                    "`{}` at +0x{o:x}",
+                    squeeze(t)
+                ))
             ));
         }
         if r.falls_off && r.probed > 0 {
@@ -521,4 +499,14 @@ pub(crate) fn analyse(
 /// objdump's instruction text with runs of spaces made one.
 fn squeeze(t: &str) -> String {
     t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The first four items of a list, shown with `show` and joined, with
+/// ", ..." when there are more.
+fn first_four<T>(items: &[T], show: impl FnMut(&T) -> String) -> String {
+    let mut shown: Vec<String> = items.iter().take(4).map(show).collect();
+    if items.len() > 4 {
+        shown.push("...".to_string());
+    }
+    shown.join(", ")
 }
