@@ -72,7 +72,7 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// The sizes of the issue.
+    /// The recorded sizes (benches/README.md).
     pub const FULL: Scale = Scale {
         region: GIB,
         large: 64 * GIB,

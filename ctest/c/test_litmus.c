@@ -1,5 +1,5 @@
 /*
- * The litmus test of issue 8: does marking a page dirty order the page's
+ * The litmus test of the accessed/dirty barrier: does marking a page dirty order the page's
  * data before the dirty bit, as the original's atomic_cas_64 (a full
  * barrier on x86) does?
  *

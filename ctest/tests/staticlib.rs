@@ -57,7 +57,7 @@ fn build_staticlib() -> PathBuf {
 }
 
 /// The library's own members of the archive (the rest is `core` and
-/// `compiler_builtins`, which the kernel link of issue 4 deals with).
+/// `compiler_builtins`, which the kernel object build (illumos-build/build.sh) deals with).
 fn own_symbols(lib: &Path) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     let listing = run(Command::new("nm").arg("-A").arg(lib));
     let (mut defined_global, mut undefined, mut all) =

@@ -832,7 +832,7 @@ fn hostile_divergence_reported() -> TestResult {
     result
 }
 
-/// What the library did before issue 8: a vacate starting where no leaf
+/// What the library once did: a vacate starting where no leaf
 /// table is skips ahead to the first one (the original does nothing
 /// below the first level missing at the start).
 unsafe extern "C" fn gap_skipping_vacate(gpt: *mut vmm_gpt_t, addr: u64, len: u64) {

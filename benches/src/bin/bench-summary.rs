@@ -15,7 +15,7 @@
 //! as the kernel object is (benches/README.md: the recorded runs).
 //!
 //! Defaults: 10 pairs per workload (after one unpaired warm-up run of
-//! each), the EPT format, the sizes of the issue.  `--only` keeps the
+//! each), the EPT format, the recorded sizes.  `--only` keeps the
 //! workloads whose name contains one of the substrings.  Build with
 //! `ILLUMOS_GATE` set to compare with the original; without it only the
 //! library runs.  Release builds only: a debug build measures the library's
