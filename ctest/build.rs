@@ -235,9 +235,9 @@ struct Shipped {
     /// A kernel object (linked into a non-PIE executable).
     kernel: bool,
     /// Whether `VMM_GPT_REQUIRE_KERNEL_OBJECT=1` makes its absence an error
-    /// here.  Not for the DEBUG object (it needs a nightly toolchain), nor
-    /// for the staticlib: scripts/test.sh runs clippy, which runs this
-    /// script, before the release build; `c_unit_release` fails instead.
+    /// here: for both kernel objects, not for the staticlib (scripts/test.sh
+    /// runs clippy, which runs this script, before the release build;
+    /// `c_unit_release` fails instead).
     required: bool,
 }
 
@@ -254,12 +254,11 @@ const SHIPPED: [Shipped; 3] = [
     Shipped {
         var: "VMM_GPT_KERNEL_OBJECT_DEBUG",
         debug: true,
-        how: "run illumos-build/build.sh (with a nightly toolchain) and point it at \
-              target/kernel/vmm_gpt.debug.o",
+        how: "run illumos-build/build.sh and point it at target/kernel/vmm_gpt.debug.o",
         exe: "c_unit_kernel_object_debug",
         exe_var: "VMM_GPT_KERNEL_OBJECT_DEBUG_EXE",
         kernel: true,
-        required: false,
+        required: true,
     },
     Shipped {
         var: "VMM_GPT_RELEASE_STATICLIB",
