@@ -352,19 +352,10 @@ pub unsafe fn vacate(gpt: &Gpt, addr: u64, len: u64) {
     while gpa < end {
         let Some(n) = node else { break };
         let Node::L1(j4, j3, j2) = n else { break };
-        let covered = entries_covered(n, addr, end);
         let Some(dir) = root.child(j4).and_then(|d| d.child(j3)) else {
             break;
         };
-        let count = dir.leaf_refs(j2);
-        if count < covered {
-            kernel::fail_value(
-                FUNC,
-                c"leaf table reference count underflow at gpa",
-                n.gpa(),
-            );
-        }
-        dir.set_leaf_refs(j2, count - covered);
+        take_covered(dir, (j4, j3, j2), addr, end);
         node = next(root, n);
         if let Some(m) = node {
             gpa = m.gpa();
@@ -398,23 +389,13 @@ pub unsafe fn vacate(gpt: &Gpt, addr: u64, len: u64) {
 /// then the ones left at zero freed; then the LEVEL2 table and the LEVEL3
 /// table at `addr` are freed if they are left without children.
 fn vacate_in_one_gib(root: &mut L4Dir, addr: u64, end: u64, i4: Idx, i3: Idx, i2: Idx) {
-    const FUNC: &CStr = c"vmm_gpt_vacate_region";
     let Some(l3) = root.child(i4) else { return };
     if let Some(l2) = l3.child(i3) {
         let leaf = |j: Idx| Node::L1(i4, i3, j);
         if l2.has_leaf(i2) {
             let mut at = Some(i2);
             while let Some(j) = at.filter(|&j| leaf(j).gpa() < end) {
-                let covered = entries_covered(leaf(j), addr, end);
-                let count = l2.leaf_refs(j);
-                if count < covered {
-                    kernel::fail_value(
-                        FUNC,
-                        c"leaf table reference count underflow at gpa",
-                        leaf(j).gpa(),
-                    );
-                }
-                l2.set_leaf_refs(j, count - covered);
+                take_covered(l2, (i4, i3, j), addr, end);
                 at = l2.next_leaf(j);
             }
             let mut at = Some(i2);
@@ -432,6 +413,23 @@ fn vacate_in_one_gib(root: &mut L4Dir, addr: u64, end: u64, i4: Idx, i3: Idx, i2
     if l3.present() == 0 {
         root.remove_child(i4);
     }
+}
+
+/// Vacate: takes the entries of `[addr, end)` that leaf table `j` of `l2`
+/// (the `LEVEL2` directory at `i4`, `i3`) covers off its count.  A count that would go below zero panics in every
+/// build: the original's `uint32_t` wraps, and the table is never freed.
+fn take_covered(l2: &mut L2Dir, (i4, i3, j): (Idx, Idx, Idx), addr: u64, end: u64) {
+    let leaf = Node::L1(i4, i3, j);
+    let covered = entries_covered(leaf, addr, end);
+    let count = l2.leaf_refs(j);
+    if count < covered {
+        kernel::fail_value(
+            c"vmm_gpt_vacate_region",
+            c"leaf table reference count underflow at gpa",
+            leaf.gpa(),
+        );
+    }
+    l2.set_leaf_refs(j, count - covered);
 }
 
 /// `vmm_gpt_node_entries_covered()` of a leaf table: how many of its
