@@ -394,13 +394,22 @@ fn vacate_in_one_gib(root: &mut L4Dir, addr: u64, end: u64, i4: Idx, i3: Idx, i2
         let leaf = |j: Idx| Node::L1(i4, i3, j);
         if l2.has_leaf(i2) {
             let mut at = Some(i2);
+            // (A leaf table reaching the end has no successor below it:
+            // the search for the next present one is skipped.)
+            let next = |l2: &L2Dir, j: Idx| {
+                if leaf(j).end() >= end {
+                    None
+                } else {
+                    l2.next_leaf(j)
+                }
+            };
             while let Some(j) = at.filter(|&j| leaf(j).gpa() < end) {
                 take_covered(l2, (i4, i3, j), addr, end);
-                at = l2.next_leaf(j);
+                at = next(l2, j);
             }
             let mut at = Some(i2);
             while let Some(j) = at.filter(|&j| leaf(j).gpa() < end) {
-                at = l2.next_leaf(j);
+                at = next(l2, j);
                 if l2.leaf_refs(j) == 0 {
                     l2.remove_leaf(j);
                 }
