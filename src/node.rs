@@ -418,7 +418,8 @@ impl<C: NewDir> Dir<C> {
         self.present -= 1;
         // SAFETY: the child is unlinked from both the hardware table and the
         // directory, and was allocated by C::alloc().
-        unsafe { C::free(child) }
+        unsafe { C::free(child) };
+        kernel::no_tail_here();
     }
 
     /// Unlinks and hands out every child, for tearing the tree down.

@@ -333,6 +333,7 @@ pub unsafe fn vacate(gpt: &Gpt, addr: u64, len: u64) {
         // device page): the traversal below reduces to one LEVEL2
         // directory, so it is done there directly.
         vacate_in_one_gib(root, addr, end, i4, i3, i2);
+        kernel::no_tail_here();
         return;
     }
     let l3 = root.get(i4).map(|_| Node::L3(i4));
