@@ -442,13 +442,6 @@ impl L2Dir {
         !self.leaves.get(i).is_null()
     }
 
-    /// The leaf table at index `i`, if present.
-    pub fn leaf(&self, i: Idx) -> Option<&Table> {
-        // SAFETY: a non-null leaf pointer is a live table this directory
-        // owns; entries are atomics, so shared access is sound.
-        unsafe { self.leaves.get(i).as_ref() }
-    }
-
     /// The reference count of the leaf table at index `i`.
     pub fn leaf_refs(&self, i: Idx) -> u32 {
         self.leaf_refs[i]

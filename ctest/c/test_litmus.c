@@ -104,19 +104,6 @@ cpu_pause(void)
 #endif
 }
 
-/* A small per-thread PRNG (xorshift64*). */
-static inline uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return (x * 0x2545f4914f6cdd1dULL);
-}
-
 static void
 futex_wait(uint32_t *addr, uint32_t val)
 {

@@ -20,6 +20,7 @@
 
 #include "vtest.h"
 #include "ktest.h"
+#include "tutil.h"
 
 #define	T_PAGE		0x1000ul
 #define	T_2M		0x200000ul
@@ -39,19 +40,6 @@ now_ns(void)
 
 	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
-}
-
-/* A small per-thread PRNG (xorshift64*). */
-static uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return (x * 0x2545f4914f6cdd1dull);
 }
 
 static void

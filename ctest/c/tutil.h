@@ -110,4 +110,17 @@ vmm_gpt_entry_t *tu_leaf(vmm_gpt_t *gpt, uint64_t gpa);
 /* A PFN to map at `gpa` in tests (distinct per page, within 40 bits). */
 #define	TU_PFN_FOR(gpa)	((pfn_t)(0x100000ULL + ((gpa) >> 12)) & 0xffffffffffULL)
 
+/* A small per-thread PRNG (xorshift64*), for the threaded tests. */
+static inline uint64_t
+rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return (x * 0x2545f4914f6cdd1dULL);
+}
+
 #endif /* TUTIL_H */
