@@ -4,7 +4,7 @@
 # place of vmm_gpt.o.
 #
 #   illumos-build/build.sh [--variant nondebug|debug|all] [--mode none|json]
-#                          [--out FILE] [--target-dir DIR] [--check]
+#                          [--harvest] [--out FILE] [--target-dir DIR] [--check]
 #
 # Variants (the library's checks, see docs/checks.md):
 #   nondebug  -> target/kernel/vmm_gpt.o        as production illumos runs
@@ -27,6 +27,12 @@
 #         and the library's thunk calls give the none mode) and the stack
 #         protector (-Z stack-protector=strong, __stack_chk_guard /
 #         __stack_chk_fail from illumos), which stable rustc lacks.
+#
+# --harvest builds the opt-in object: the library with its extension
+# vmm_gpt_harvest_dirty() (the cargo feature harvest-dirty,
+# include/sys/vmm_gpt_ext.h), exporting the 21 symbols and that one
+# (exports-harvest.txt), as target/kernel/vmm_gpt.harvest.o and
+# vmm_gpt.harvest.debug.o.  Without it, the object exports exactly the 21.
 #
 # --out FILE writes the (single) variant built to FILE, e.g. an illumos
 # build's $(OBJS_DIR)/vmm_gpt.o.  --target-dir DIR is the build directory
@@ -56,6 +62,7 @@ mode=none
 out=""
 target_dir="$root/target/kernel-build"
 check=0
+harvest=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --variant) variant="${2:?--variant needs a value}"; shift 2 ;;
@@ -64,6 +71,7 @@ while [ $# -gt 0 ]; do
     --target-dir) target_dir="${2:?--target-dir needs a value}"; shift 2 ;;
     --require-debug) shift ;; # accepted for old callers: both variants build on stable
     --check) check=1; shift ;;
+    --harvest) harvest=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -148,7 +156,7 @@ CODEGEN_FLAGS=(
     -C overflow-checks=no
     --check-cfg 'cfg(vmm_gpt_debug)'
     --check-cfg 'cfg(test)'
-    --check-cfg 'cfg(feature, values("hosted"))'
+    --check-cfg 'cfg(feature, values("hosted", "harvest-dirty"))'
     -D warnings
 )
 NONE_TARGET=x86_64-unknown-none
@@ -170,9 +178,14 @@ ensure_none_target() {
 
 # Builds one variant's staticlib; prints its path.
 build_staticlib() {
-    local v="$1" cfg=()
+    local v="$1" cfg=() features=()
     if [ "$v" = debug ]; then cfg=(--cfg vmm_gpt_debug); fi
     local dir="$target_dir/$mode-$v"
+    if [ "$harvest" = 1 ]; then
+        dir="$dir-harvest"
+        features=(--features harvest-dirty)
+        if [ "$mode" = none ]; then cfg+=(--cfg 'feature="harvest-dirty"'); fi
+    fi
     mkdir -p "$dir"
     if [ "$mode" = none ]; then
         (
@@ -200,7 +213,7 @@ build_staticlib() {
             CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_PANIC=abort \
             VMM_GPT_DEBUG="$([ "$v" = debug ] && echo 1 || echo 0)" \
             CARGO_ENCODED_RUSTFLAGS="$encoded" \
-            cargo "+$nightly" build --release -p vmm-gpt --lib \
+            cargo "+$nightly" build --release -p vmm-gpt --lib "${features[@]}" \
             --target "$TARGET_JSON" -Z build-std=core -Z json-target-spec \
             --target-dir "$dir" --message-format=json-render-diagnostics
     )" || die "cargo build of the $v variant failed"
@@ -213,6 +226,12 @@ build_staticlib() {
 
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/vmm-gpt-kobj.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
+if [ "$harvest" = 1 ]; then
+    # The 21 and the extension's, in one list for objcopy and the checks.
+    names "$EXPORTS" >"$scratch/exports"
+    names "$here/exports-harvest.txt" >>"$scratch/exports"
+    EXPORTS="$scratch/exports"
+fi
 
 # Links a staticlib's own members into the kernel object $2.
 link_object() {
@@ -280,7 +299,7 @@ link_object() {
     globals="$("$NM" -g --defined-only "$dest" | awk '{ print $NF }' | sort)"
     if [ "$globals" != "$(names "$EXPORTS" | sort)" ]; then
         diff <(names "$EXPORTS" | sort) <(echo "$globals") >&2 || true
-        die "$dest: the global definitions are not exactly the 21 exports (diff: - missing, + extra)"
+        die "$dest: the global definitions are not exactly the $(names "$EXPORTS" | wc -l) exports (diff: - missing, + extra)"
     fi
 
     echo
@@ -306,12 +325,14 @@ build_variant() {
 }
 
 kdir="$root/target/kernel"
+base=vmm_gpt
+if [ "$harvest" = 1 ]; then base=vmm_gpt.harvest; fi
 built=()
 case "$variant" in
-nondebug) built=("${out:-$kdir/vmm_gpt.o}") && build_variant nondebug "${built[0]}" ;;
-debug) built=("${out:-$kdir/vmm_gpt.debug.o}") && build_variant debug "${built[0]}" ;;
+nondebug) built=("${out:-$kdir/$base.o}") && build_variant nondebug "${built[0]}" ;;
+debug) built=("${out:-$kdir/$base.debug.o}") && build_variant debug "${built[0]}" ;;
 all)
-    built=("$kdir/vmm_gpt.o" "$kdir/vmm_gpt.debug.o")
+    built=("$kdir/$base.o" "$kdir/$base.debug.o")
     build_variant nondebug "${built[0]}"
     build_variant debug "${built[1]}"
     ;;
@@ -343,6 +364,6 @@ if [ "$check" = 1 ]; then
     ) || die "building the checker failed"
     (
         cd "$root"
-        "$ocdir/objcheck" --brief "${objects[@]}"
+        "$ocdir/objcheck" --brief $([ "$harvest" = 1 ] && echo --harvest) "${objects[@]}"
     ) || die "the kernel object breaks the checker's rules (see above)"
 fi

@@ -18,6 +18,10 @@
 #                              builds it: illumos-build/build.sh, then the
 #                              checker, the C unit tests and the differential
 #                              test run against target/kernel/vmm_gpt.o)
+#   VMM_GPT_REQUIRE_HARVEST    1: fail instead of skipping when a test lacks
+#                              the opt-in builds (this script always builds
+#                              them: build.sh --harvest, the staticlib with
+#                              the feature harvest-dirty)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,8 +81,23 @@ fi
 export VMM_GPT_KERNEL_OBJECT="$PWD/target/kernel/vmm_gpt.o"
 export VMM_GPT_KERNEL_OBJECT_DEBUG="$PWD/target/kernel/vmm_gpt.debug.o"
 
+step "the opt-in builds: the extension vmm_gpt_harvest_dirty (feature harvest-dirty)"
+# The kernel objects (checked: the 21 exports and the extension's, every
+# other rule as for the default objects) and the staticlib, in a target
+# directory of their own so that the default build never sees the feature.
+bash illumos-build/build.sh --harvest --check | tail -n 12
+if [ -d "$(rustc "+${VMM_GPT_NIGHTLY:-nightly}" --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library/core" ]; then
+    bash illumos-build/build.sh --harvest --mode json --variant nondebug --check \
+        --target-dir target/kernel-json --out target/kernel-json/vmm_gpt.harvest.o | tail -n 4
+fi
+cargo build --release -p vmm-gpt --features harvest-dirty --target-dir target/harvest
+export VMM_GPT_HARVEST_STATICLIB="$PWD/target/harvest/release/libvmm_gpt.a"
+export VMM_GPT_KERNEL_OBJECT_HARVEST="$PWD/target/kernel/vmm_gpt.harvest.o"
+export VMM_GPT_KERNEL_OBJECT_HARVEST_DEBUG="$PWD/target/kernel/vmm_gpt.harvest.debug.o"
+
 step cargo clippy
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p vmm-gpt --features harvest-dirty -- -D warnings
 
 step "cargo build --release (the staticlib; headers must not change)"
 cargo build --release -p vmm-gpt

@@ -27,7 +27,7 @@ use crate::{hotpatch, region, walk};
 
 /// The GPT behind a C handle; panics on NULL.
 #[inline]
-fn gpt<'a>(func: &CStr, gpt: *mut vmm_gpt_t) -> &'a Gpt {
+pub(crate) fn gpt<'a>(func: &CStr, gpt: *mut vmm_gpt_t) -> &'a Gpt {
     if gpt.is_null() {
         kernel::fail(func, c"gpt is NULL");
     }

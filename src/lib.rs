@@ -37,6 +37,7 @@
 //! | [`pte`] | every PTE read and write, the A/D operations, map_at |
 //! | [`hotpatch`] | init/fini: validating and patching the stubs |
 //! | [`kernel`] | the kernel services imported, and the panic paths |
+//! | `harvest`, `ffi_ext` | the opt-in extension (feature `harvest-dirty`): dirty pages harvested in one call |
 //!
 //! ## Failure
 //!
@@ -67,6 +68,10 @@
 pub mod abi;
 pub mod abi_impl;
 pub mod ffi;
+#[cfg(feature = "harvest-dirty")]
+pub mod ffi_ext;
+#[cfg(feature = "harvest-dirty")]
+pub mod harvest;
 pub mod hotpatch;
 pub mod kernel;
 pub mod level;

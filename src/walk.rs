@@ -16,7 +16,7 @@ use core::ptr;
 
 use crate::abi::{vmm_gpt_entry_t, vmm_gpt_iter_entry_t, vmm_gpt_iter_t, MAX_GPT_LEVEL};
 use crate::kernel::{self, debug_verify};
-use crate::level::{debug_assert_range, ptep_index, Level, LEVELS, MAX_NODE_IDX};
+use crate::level::{debug_assert_range, ptep_index, Level, LEVELS, MAX_NODE_IDX, PTE_PER_TABLE};
 use crate::node::{Gpt, Table};
 use crate::pte;
 
@@ -81,7 +81,7 @@ pub fn walk(gpt: &Gpt, gpa: u64, entries: &mut [*mut vmm_gpt_entry_t], depth: Le
 /// of a table, then back down as far as tables exist.  Returns the GPA of
 /// the new position (`u64::MAX` past the end of the tree); levels below a
 /// missing table get NULL.
-fn walk_advance(gpa: u64, entries: &mut Entries, depth: Level) -> u64 {
+pub(crate) fn walk_advance(gpa: u64, entries: &mut Entries, depth: Level) -> u64 {
     const FUNC: &CStr = c"vmm_gpt_walk_advance";
     debug_verify!(FUNC, gpa & !depth.mask() == 0);
 
@@ -213,6 +213,55 @@ fn iter_next_slow(iter: &mut vmm_gpt_iter_t, entry: *mut vmm_gpt_iter_entry_t) -
         }
     }
     false
+}
+
+/// The leaf entries of `[addr, addr + len)` that the iterator would yield,
+/// in the same order, handed to `f` as runs of consecutive entries of one
+/// leaf table: `f(gpa, first, n)` covers the `n` entries from `first` on,
+/// at `gpa`, `gpa + PAGESIZE`, ...  The positions are the iterator's
+/// exactly (its start rounded down by the walk, its climbs over missing
+/// tables, its end at `addr + len` wrapped, which yields nothing for a
+/// wrapping range, and at the last entry of the root table); only the step
+/// from one entry to the next inside a table is done in bulk, by `f`.
+/// The range checks are the caller's, under its own name.
+#[inline]
+pub fn for_each_leaf_run(
+    gpt: &Gpt,
+    addr: u64,
+    len: u64,
+    mut f: impl FnMut(u64, *mut vmm_gpt_entry_t, usize),
+) {
+    let end = addr.wrapping_add(len);
+    let mut entries: Entries = [ptr::null_mut(); MAX_GPT_LEVEL];
+    let mut gpa = walk(gpt, addr, &mut entries, Level::L1);
+    while gpa < end {
+        let leaf = entries[Level::L1.idx()];
+        if leaf.is_null() {
+            // No leaf table here: climb to the next one that exists.
+            gpa = walk_advance(gpa, &mut entries, Level::L1);
+            continue;
+        }
+        // With a leaf found, `gpa` is its page (the walk and the advance
+        // leave it aligned to the level they stopped at).
+        let room = PTE_PER_TABLE - ptep_index(leaf).get();
+        let left = ((end - gpa - 1) >> Level::L1.shift()) + 1;
+        let n = if left < room as u64 {
+            left as usize
+        } else {
+            room
+        };
+        f(gpa, leaf, n);
+        if n < room {
+            // The range ends inside this table.
+            break;
+        }
+        // The last entry of the table: step on from there as the iterator
+        // does (it may climb off the end of the root: u64::MAX).
+        let last = gpa + ((n as u64 - 1) << Level::L1.shift());
+        // SAFETY: entry n - 1 after `leaf` is the table's last (index 511).
+        entries[Level::L1.idx()] = unsafe { leaf.add(n - 1) };
+        gpa = walk_advance(last, &mut entries, Level::L1);
+    }
 }
 
 /// `vmm_gpt_unmap()`: clears the leaf entry of `gpa`; returns whether it

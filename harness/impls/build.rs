@@ -23,7 +23,9 @@
 //!    `VMM_GPT_RELEASE_STATICLIB` set, the non-DEBUG and DEBUG kernel
 //!    objects of illumos-build/build.sh and the release staticlib, renamed
 //!    the same way (`kobj_*`, `kobj_debug_*`, `rel_*`; see
-//!    `build_prebuilt`).  Dependents then link their tests without PIE
+//!    `build_prebuilt`), and the opt-in builds with the extension
+//!    `vmm_gpt_harvest_dirty` (`hv_*`, `kobj_hv_*`, `kobj_hv_debug_*`).
+//!    Dependents then link their tests without PIE
 //!    (`DEP_VMM_GPT_IMPLS_NO_PIE=1`).
 //!
 //! `VMM_GPT_SANITIZE=1` compiles the originals with AddressSanitizer and
@@ -33,9 +35,9 @@
 use std::path::{Path, PathBuf};
 
 use vmm_gpt_harness_build::{
-    archiver, env_is_1, exports, fail, original, prebuilt, prefixed, rename, run, staticlib_object,
-    symbols, without_odr, workspace_root, Harness, CFLAGS, ORIGINAL_CFLAGS, SANITIZE_CFLAGS,
-    STUB_NAMES,
+    archiver, env_is_1, exports, exports_harvest, fail, original, prebuilt, prefixed, rename, run,
+    staticlib_object, symbols, without_odr, workspace_root, Harness, CFLAGS, ORIGINAL_CFLAGS,
+    SANITIZE_CFLAGS, STUB_NAMES,
 };
 
 /// One renamed copy of the ABI: the objects defining the 21 symbols with
@@ -50,11 +52,27 @@ struct Renamed {
     prefix: &'static str,
     /// `cfg(<cfg>)` tells the crate it is linked.
     cfg: &'static str,
+    /// An opt-in build, with the extension's exports beside the 21.
+    harvest: bool,
 }
 
 impl Renamed {
     const fn new(what: &'static str, prefix: &'static str, cfg: &'static str) -> Renamed {
-        Renamed { what, prefix, cfg }
+        Renamed {
+            what,
+            prefix,
+            cfg,
+            harvest: false,
+        }
+    }
+
+    const fn harvest(what: &'static str, prefix: &'static str, cfg: &'static str) -> Renamed {
+        Renamed {
+            what,
+            prefix,
+            cfg,
+            harvest: true,
+        }
     }
 }
 
@@ -71,13 +89,31 @@ const KERNEL_OBJECT_DEBUG: Renamed = Renamed::new(
     "vmm_gpt_kernel_object_debug",
 );
 const STATICLIB: Renamed = Renamed::new("the release staticlib", "rel_", "vmm_gpt_staticlib");
+const HARVEST_STATICLIB: Renamed = Renamed::harvest(
+    "the opt-in release staticlib",
+    "hv_",
+    "vmm_gpt_harvest_staticlib",
+);
+const KERNEL_OBJECT_HARVEST: Renamed = Renamed::harvest(
+    "the opt-in kernel object",
+    "kobj_hv_",
+    "vmm_gpt_kernel_object_harvest",
+);
+const KERNEL_OBJECT_HARVEST_DEBUG: Renamed = Renamed::harvest(
+    "the opt-in DEBUG kernel object",
+    "kobj_hv_debug_",
+    "vmm_gpt_kernel_object_harvest_debug",
+);
 /// Every copy: none may import another's symbols.
-const COPIES: [&Renamed; 5] = [
+const COPIES: [&Renamed; 8] = [
     &ORIGINAL_DEBUG,
     &ORIGINAL_NDEBUG,
     &KERNEL_OBJECT,
     &KERNEL_OBJECT_DEBUG,
     &STATICLIB,
+    &HARVEST_STATICLIB,
+    &KERNEL_OBJECT_HARVEST,
+    &KERNEL_OBJECT_HARVEST_DEBUG,
 ];
 
 /// What every copy is built with.
@@ -85,11 +121,23 @@ struct Ctx {
     harness: Harness,
     /// The 21 exports (`illumos-build/exports.txt`).
     exports: Vec<String>,
+    /// The 21 and the extension's (`exports-harvest.txt`), of the opt-in
+    /// builds.
+    exports_harvest: Vec<String>,
     /// `VMM_GPT_SANITIZE=1`: the originals compiled with the sanitizers.
     sanitize: bool,
 }
 
 impl Ctx {
+    /// What `copy` defines.
+    fn exports_of(&self, copy: &Renamed) -> &[String] {
+        if copy.harvest {
+            &self.exports_harvest
+        } else {
+            &self.exports
+        }
+    }
+
     /// Compiles `src` into `obj` with `flags` (and the sanitizers, if on).
     fn compile(&self, src: &Path, obj: &Path, flags: &[&str], what: &str) {
         let mut flags = flags.to_vec();
@@ -110,7 +158,8 @@ impl Renamed {
     /// `libvmm_gpt_difftest_<prefix>.a`, links it whole and sets the cfg.
     fn finish(&self, ctx: &Ctx, obj: &Path) {
         let objdir = self.objdir(ctx);
-        let mut names: Vec<&str> = ctx.exports.iter().map(String::as_str).collect();
+        let exports = ctx.exports_of(self);
+        let mut names: Vec<&str> = exports.iter().map(String::as_str).collect();
         names.extend(STUB_NAMES);
         let renamed = objdir.join(format!("{}vmm_gpt.o", self.prefix));
         rename(obj, &renamed, &names, self.prefix);
@@ -132,7 +181,7 @@ impl Renamed {
         // would make it call the library) or of another copy imported.
         let (defined, undefined) = symbols(&renamed);
         let defined = without_odr(defined, Some(self.prefix));
-        let expected = prefixed(&ctx.exports, self.prefix);
+        let expected = prefixed(exports, self.prefix);
         if defined != expected {
             fail(&format!(
                 "after renaming, {} defines {defined:?}, not {expected:?}",
@@ -152,7 +201,7 @@ impl Renamed {
                 || COPIES.iter().any(|c| {
                     c.prefix != self.prefix
                         && ctx
-                            .exports
+                            .exports_harvest
                             .iter()
                             .map(String::as_str)
                             .chain(STUB_NAMES)
@@ -224,6 +273,7 @@ fn main() {
     let ctx = Ctx {
         harness: Harness::from_dep(),
         exports: exports(&root),
+        exports_harvest: [exports(&root), exports_harvest(&root)].concat(),
         sanitize: env_is_1("VMM_GPT_SANITIZE"),
     };
 
@@ -252,7 +302,13 @@ fn main() {
 /// - `VMM_GPT_RELEASE_STATICLIB` (`target/release/libvmm_gpt.a`, non-DEBUG): its
 ///   own members (not core and compiler_builtins) linked into one object,
 ///   every symbol but the 21 made local, then renamed `rel_*`,
-///   `cfg(vmm_gpt_staticlib)`.
+///   `cfg(vmm_gpt_staticlib)`;
+/// - the opt-in builds, with `vmm_gpt_harvest_dirty` beside the 21:
+///   `VMM_GPT_HARVEST_STATICLIB` (`cargo build --release --features
+///   harvest-dirty`; `hv_*`, `cfg(vmm_gpt_harvest_staticlib)`),
+///   `VMM_GPT_KERNEL_OBJECT_HARVEST` and `_HARVEST_DEBUG` (`build.sh
+///   --harvest`; `kobj_hv_*`, `kobj_hv_debug_*`,
+///   `cfg(vmm_gpt_kernel_object_harvest[_debug])`).
 ///
 /// Each gets its own copy of the stubs, as the originals do.  With a
 /// kernel object the test binaries are linked without PIE: the kernel code
@@ -278,14 +334,29 @@ fn build_prebuilt(ctx: &Ctx, root: &Path) {
             "VMM_GPT_RELEASE_STATICLIB",
             "VMM_GPT_IMPLS_STATICLIB",
         ),
+        (
+            &HARVEST_STATICLIB,
+            "VMM_GPT_HARVEST_STATICLIB",
+            "VMM_GPT_IMPLS_HARVEST_STATICLIB",
+        ),
+        (
+            &KERNEL_OBJECT_HARVEST,
+            "VMM_GPT_KERNEL_OBJECT_HARVEST",
+            "VMM_GPT_IMPLS_KERNEL_OBJECT_HARVEST",
+        ),
+        (
+            &KERNEL_OBJECT_HARVEST_DEBUG,
+            "VMM_GPT_KERNEL_OBJECT_HARVEST_DEBUG",
+            "VMM_GPT_IMPLS_KERNEL_OBJECT_HARVEST_DEBUG",
+        ),
     ] {
         // The tests read these with env!: empty, not missing.
         let Some(file) = prebuilt(var, root, HOW) else {
             println!("cargo:rustc-env={env_name}=");
             continue;
         };
-        if copy.cfg == STATICLIB.cfg {
-            let obj = staticlib_object(&file, &copy.objdir(ctx), &ctx.exports);
+        if copy.cfg == STATICLIB.cfg || copy.cfg == HARVEST_STATICLIB.cfg {
+            let obj = staticlib_object(&file, &copy.objdir(ctx), ctx.exports_of(copy));
             copy.finish(ctx, &obj);
         } else {
             copy.finish(ctx, &file);

@@ -61,7 +61,19 @@ pub fn workspace_root(depth: usize) -> PathBuf {
 
 /// The 21 global symbols the original defines: `illumos-build/exports.txt`.
 pub fn exports(root: &Path) -> Vec<String> {
-    let path = root.join("illumos-build/exports.txt");
+    list_file(root, "illumos-build/exports.txt")
+}
+
+/// The opt-in extension's exports (`illumos-build/exports-harvest.txt`):
+/// what the objects of `build.sh --harvest` and the staticlib built with
+/// the cargo feature `harvest-dirty` define beside the 21.
+pub fn exports_harvest(root: &Path) -> Vec<String> {
+    list_file(root, "illumos-build/exports-harvest.txt")
+}
+
+/// The names of a list file under `root`: one a line, `#` comments.
+fn list_file(root: &Path, file: &str) -> Vec<String> {
+    let path = root.join(file);
     println!("cargo:rerun-if-changed={}", path.display());
     let text = fs::read_to_string(&path)
         .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));

@@ -9,6 +9,12 @@
 //! | [`kernel_object`] | `target/kernel/vmm_gpt.o` (`kobj_*`) | non-DEBUG | `VMM_GPT_KERNEL_OBJECT` |
 //! | [`kernel_object_debug`] | `target/kernel/vmm_gpt.debug.o` (`kobj_debug_*`) | DEBUG | `VMM_GPT_KERNEL_OBJECT_DEBUG` |
 //! | [`staticlib`] | `target/release/libvmm_gpt.a`'s object (`rel_*`) | non-DEBUG | `VMM_GPT_RELEASE_STATICLIB` |
+//! | [`harvest_staticlib`] | the staticlib built with the feature `harvest-dirty` (`hv_*`) | non-DEBUG | `VMM_GPT_HARVEST_STATICLIB` |
+//! | [`kernel_object_harvest`] | `target/kernel/vmm_gpt.harvest.o` (`kobj_hv_*`) | non-DEBUG | `VMM_GPT_KERNEL_OBJECT_HARVEST` |
+//! | [`kernel_object_harvest_debug`] | `target/kernel/vmm_gpt.harvest.debug.o` (`kobj_hv_debug_*`) | DEBUG | `VMM_GPT_KERNEL_OBJECT_HARVEST_DEBUG` |
+//!
+//! The opt-in copies' extension, `vmm_gpt_harvest_dirty`, is in
+//! [`Harvest`] ([`harvests`] lists those linked).
 //!
 //! The runner compares the implementation [`select`]ed (default [`LIB`])
 //! with the original of the same build ([`reference_for`]): a DEBUG build
@@ -175,6 +181,106 @@ implementation! {
     fn staticlib, static STATICLIB = "rel_", "release staticlib (non-DEBUG)", LIB_DOMAIN,
         debug: false;
 }
+
+implementation! {
+    /// The release staticlib built with the extension (`cargo build
+    /// --release --features harvest-dirty`, `VMM_GPT_HARVEST_STATICLIB`).
+    #[cfg(vmm_gpt_harvest_staticlib)]
+    fn harvest_staticlib_api, static HV = "hv_", "opt-in staticlib (non-DEBUG)", LIB_DOMAIN,
+        debug: false;
+}
+implementation! {
+    /// The opt-in kernel object (`build.sh --harvest`,
+    /// `VMM_GPT_KERNEL_OBJECT_HARVEST`).
+    #[cfg(vmm_gpt_kernel_object_harvest)]
+    fn kernel_object_harvest_api, static KOBJ_HV = "kobj_hv_", "opt-in kernel object (non-DEBUG)",
+        LIB_DOMAIN, debug: false;
+}
+implementation! {
+    /// The opt-in DEBUG kernel object (`build.sh --harvest`,
+    /// `VMM_GPT_KERNEL_OBJECT_HARVEST_DEBUG`).
+    #[cfg(vmm_gpt_kernel_object_harvest_debug)]
+    fn kernel_object_harvest_debug_api, static KOBJ_HV_DEBUG = "kobj_hv_debug_",
+        "opt-in kernel object (DEBUG)", LIB_DOMAIN, debug: true;
+}
+
+/// `vmm_gpt_harvest_dirty(gpt, gpa, len, bitmap, flags)` of
+/// `include/sys/vmm_gpt_ext.h`.
+pub type HarvestFn = unsafe extern "C" fn(
+    *mut vmm_gpt::abi::vmm_gpt_t,
+    u64,
+    usize,
+    *mut u8,
+    std::ffi::c_uint,
+) -> usize;
+
+/// An opt-in build: its C surface and its extension.
+pub struct Harvest {
+    pub api: &'static Api,
+    pub harvest_dirty: HarvestFn,
+}
+
+/// The [`Harvest`] of the opt-in copy `$api` linked as `$prefix*`.
+macro_rules! harvest {
+    ($(#[doc = $doc:literal])* #[cfg($cfg:ident)] fn $get:ident = $api:ident, $prefix:literal) => {
+        $(#[doc = $doc])*
+        pub fn $get() -> Option<Harvest> {
+            #[cfg($cfg)]
+            {
+                #[allow(improper_ctypes)]
+                extern "C" {
+                    #[link_name = concat!($prefix, "vmm_gpt_harvest_dirty")]
+                    fn harvest_dirty(
+                        gpt: *mut vmm_gpt::abi::vmm_gpt_t,
+                        gpa: u64,
+                        len: usize,
+                        bitmap: *mut u8,
+                        flags: std::ffi::c_uint,
+                    ) -> usize;
+                }
+                $api().map(|api| Harvest { api, harvest_dirty })
+            }
+            #[cfg(not($cfg))]
+            {
+                None
+            }
+        }
+    };
+}
+
+harvest! {
+    /// The opt-in staticlib (`hv_*`).
+    #[cfg(vmm_gpt_harvest_staticlib)]
+    fn harvest_staticlib = harvest_staticlib_api, "hv_"
+}
+harvest! {
+    /// The opt-in kernel object (`kobj_hv_*`).
+    #[cfg(vmm_gpt_kernel_object_harvest)]
+    fn kernel_object_harvest = kernel_object_harvest_api, "kobj_hv_"
+}
+harvest! {
+    /// The opt-in DEBUG kernel object (`kobj_hv_debug_*`).
+    #[cfg(vmm_gpt_kernel_object_harvest_debug)]
+    fn kernel_object_harvest_debug = kernel_object_harvest_debug_api, "kobj_hv_debug_"
+}
+
+/// Every opt-in copy linked.
+pub fn harvests() -> Vec<Harvest> {
+    [
+        harvest_staticlib(),
+        kernel_object_harvest(),
+        kernel_object_harvest_debug(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Where the opt-in copies came from (empty when not linked).
+pub const HARVEST_STATICLIB_PATH: &str = env!("VMM_GPT_IMPLS_HARVEST_STATICLIB");
+pub const KERNEL_OBJECT_HARVEST_PATH: &str = env!("VMM_GPT_IMPLS_KERNEL_OBJECT_HARVEST");
+pub const KERNEL_OBJECT_HARVEST_DEBUG_PATH: &str =
+    env!("VMM_GPT_IMPLS_KERNEL_OBJECT_HARVEST_DEBUG");
 
 /// The original of the same build as `api`: DEBUG for DEBUG.
 pub fn reference_for(api: &Api) -> Option<&'static Api> {

@@ -87,6 +87,8 @@ use elf::Elf;
 
 /// The 21 exports of `vmm_gpt.o` (also used by build.sh).
 pub const EXPORTS_FILE: &str = include_str!("../../exports.txt");
+/// The opt-in extension's export (`build.sh --harvest`), on top of the 21.
+pub const EXPORTS_HARVEST_FILE: &str = include_str!("../../exports-harvest.txt");
 /// What the object may import (also used by build.sh).
 pub const IMPORTS_FILE: &str = include_str!("../../imports.txt");
 
@@ -143,6 +145,14 @@ impl Policy {
             allow_c_file_symbols: false,
             fbt_exempt: BTreeSet::new(),
         }
+    }
+
+    /// The policy of the opt-in kernel object (`build.sh --harvest`): the
+    /// same rules, and the extension's export beside the 21.
+    pub fn kernel_object_harvest() -> Policy {
+        let mut p = Policy::kernel_object();
+        p.exports.extend(list(EXPORTS_HARVEST_FILE));
+        p
     }
 }
 
@@ -1371,6 +1381,9 @@ mod tests {
     fn lists_have_the_21_exports_and_the_kernel_services() {
         let e = list(EXPORTS_FILE);
         assert_eq!(e.len(), 21);
+        let h = list(EXPORTS_HARVEST_FILE);
+        assert_eq!(h, BTreeSet::from(["vmm_gpt_harvest_dirty".to_string()]));
+        assert_eq!(Policy::kernel_object_harvest().exports.len(), 22);
         assert!(e.contains("vmm_gpt_init") && e.contains("vmm_pte_uninit_impl"));
         let i = list(IMPORTS_FILE);
         for s in [

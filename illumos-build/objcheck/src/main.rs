@@ -1,13 +1,15 @@
 //! `objcheck`: checks kernel objects and prints what they contain.
 //!
 //! ```text
-//! objcheck [--original GATE] [--brief] OBJECT...
+//! objcheck [--original GATE] [--brief] [--harvest] OBJECT...
 //! ```
 //!
 //! Checks each OBJECT against the vmm-gpt kernel object's rules (see the
 //! library) and prints its report: sizes, relocation kinds, the frame of
 //! every function, the call graph, the function symbols as fbt sees them,
-//! the violations.  With `--original`, also compiles the original
+//! the violations.  `--harvest` checks opt-in objects (`build.sh
+//! --harvest`): the same rules, with the extension's export
+//! (`exports-harvest.txt`) required beside the 21.  With `--original`, also compiles the original
 //! `vmm_gpt.c` of that illumos-gate checkout with the illumos kernel flags
 //! as far as the compiler (`$CC`, else gcc) takes them (non-DEBUG and
 //! DEBUG), prints the flags it rejected and what the original breaks, and
@@ -20,19 +22,21 @@ use std::process::exit;
 use vmm_gpt_objcheck::{check, compare, compile_original, kernel_cflags, Policy, Report, ORIGINAL};
 
 fn usage() -> ! {
-    eprintln!("usage: objcheck [--original ILLUMOS_GATE] [--brief] OBJECT...");
+    eprintln!("usage: objcheck [--original ILLUMOS_GATE] [--brief] [--harvest] OBJECT...");
     exit(2);
 }
 
 fn main() {
     let mut original: Option<PathBuf> = None;
     let mut brief = false;
+    let mut harvest = false;
     let mut objects = Vec::new();
     let mut args = std::env::args_os().skip(1);
     while let Some(a) = args.next() {
         match a.to_str() {
             Some("--original") => original = Some(args.next().unwrap_or_else(|| usage()).into()),
             Some("--brief") => brief = true,
+            Some("--harvest") => harvest = true,
             Some("-h" | "--help") => usage(),
             Some(s) if s.starts_with("--") => usage(),
             _ => objects.push(PathBuf::from(a)),
@@ -42,7 +46,11 @@ fn main() {
         usage();
     }
 
-    let policy = Policy::kernel_object();
+    let policy = if harvest {
+        Policy::kernel_object_harvest()
+    } else {
+        Policy::kernel_object()
+    };
     let mut reports: Vec<(String, Report)> = Vec::new();
     let mut failed = false;
     for obj in &objects {

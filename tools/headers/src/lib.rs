@@ -1,7 +1,8 @@
 //! The headers illumos compiles against, generated from the library's Rust
 //! definitions with cbindgen: `include/sys/vmm_gpt.h` from the whole crate
-//! (`cbindgen.toml`) and `include/sys/vmm_gpt_impl.h` from `src/abi_impl.rs`
-//! (`cbindgen-impl.toml`).
+//! (`cbindgen.toml`), `include/sys/vmm_gpt_impl.h` from `src/abi_impl.rs`
+//! (`cbindgen-impl.toml`) and the opt-in extension's
+//! `include/sys/vmm_gpt_ext.h` from `src/ffi_ext.rs` (`cbindgen-ext.toml`).
 //!
 //! This is its own command, not the library's build script, so that the
 //! library has no dependencies of any kind and no build writes into the
@@ -39,7 +40,7 @@ fn generate_one(root: &Path, config: &str, single_file: Option<&str>) -> Result<
     String::from_utf8(out).map_err(|e| format!("cbindgen wrote no UTF-8: {e}"))
 }
 
-/// Both headers, generated from the sources under `root`.
+/// The three headers, generated from the sources under `root`.
 pub fn generate(root: &Path) -> Result<Vec<Header>, String> {
     Ok(vec![
         Header {
@@ -49,6 +50,10 @@ pub fn generate(root: &Path) -> Result<Vec<Header>, String> {
         Header {
             path: "include/sys/vmm_gpt_impl.h",
             text: generate_one(root, "cbindgen-impl.toml", Some("src/abi_impl.rs"))?,
+        },
+        Header {
+            path: "include/sys/vmm_gpt_ext.h",
+            text: generate_one(root, "cbindgen-ext.toml", Some("src/ffi_ext.rs"))?,
         },
     ])
 }
