@@ -36,6 +36,12 @@ impl Gpt {
         Gpt { api, ptr }
     }
 
+    /// The C handle, for calls the [`Api`] table does not hold (the
+    /// opt-in extension's).  Valid while `self` is.
+    pub fn as_ptr(&self) -> *mut vmm_gpt_t {
+        self.ptr
+    }
+
     /// `vmm_gpt_free()`, whatever is still populated or mapped.
     pub fn free(mut self) {
         let gpt = std::mem::replace(&mut self.ptr, ptr::null_mut());
