@@ -6,6 +6,11 @@
 //!   `VMM_GPT_REQUIRE_KERNEL_OBJECT=1` (CI), which makes that a failure.
 //! - `VMM_GPT_KERNEL_OBJECT_DEBUG`: the DEBUG variant
 //!   (`target/kernel/vmm_gpt.debug.o`), checked too when set.
+//! - `VMM_GPT_KERNEL_OBJECT_HARVEST` and `_HARVEST_DEBUG`: the opt-in
+//!   objects of `build.sh --harvest`, checked under `--harvest`'s policy
+//!   (the 21 exports and `vmm_gpt_harvest_dirty`); the default policy must
+//!   reject exactly that export.  Unset: skipped, unless
+//!   `VMM_GPT_REQUIRE_HARVEST=1` (CI).
 //! - `ILLUMOS_GATE`: the original `vmm_gpt.c` is compiled by gcc with the
 //!   illumos kernel flags (non-DEBUG and DEBUG) and checked as the
 //!   baseline: compiled as illumos' gcc would (every frame kept,
@@ -66,13 +71,18 @@ fn root() -> PathBuf {
 /// Checks one object; prints its measurements (the violations come with
 /// the verdict, rule by rule).
 fn check_object(obj: &Path) -> Result<Report, String> {
+    check_object_with(obj, &Policy::kernel_object())
+}
+
+/// [`check_object`] under `policy`.
+fn check_object_with(obj: &Path, policy: &Policy) -> Result<Report, String> {
     if !obj.is_file() {
         return Err(format!(
             "{} does not exist: run illumos-build/build.sh",
             obj.display()
         ));
     }
-    let r = check(obj, &Policy::kernel_object())?;
+    let r = check(obj, policy)?;
     println!("{}", r.details());
     Ok(r)
 }
@@ -99,6 +109,26 @@ fn passes(r: &Report) -> Result<(), String> {
         }
     }
     Err(s)
+}
+
+/// An opt-in object under the default policy: exactly one violation, the
+/// `export` of `vmm_gpt_harvest_dirty` (the default objects must not have
+/// it).
+fn default_policy_rejects_extension(obj: &Path) -> Result<(), String> {
+    let r = check(obj, &Policy::kernel_object())?;
+    let v: Vec<String> = r.violations.iter().map(|v| v.to_string()).collect();
+    if v.len() == 1
+        && r.violations[0].rule == Rule::Export
+        && v[0].contains("vmm_gpt_harvest_dirty")
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "under the default policy {} should break only the export rule, for \
+             vmm_gpt_harvest_dirty; it breaks: {v:?}",
+            obj.display()
+        ))
+    }
 }
 
 /// The checker catches a problem in the real object too: one of its local
@@ -299,6 +329,45 @@ fn main() {
         None => {
             println!("skip DEBUG kernel object: VMM_GPT_KERNEL_OBJECT_DEBUG unset");
             o.skipped += 1;
+        }
+    }
+
+    // The opt-in objects (build.sh --harvest): every rule, with the
+    // extension's export beside the 21 under `--harvest`'s policy, and the
+    // default policy rejecting exactly that export.
+    let require_harvest = env::var("VMM_GPT_REQUIRE_HARVEST").is_ok_and(|v| v == "1");
+    for (var, name) in [
+        ("VMM_GPT_KERNEL_OBJECT_HARVEST", "vmm_gpt.harvest.o"),
+        (
+            "VMM_GPT_KERNEL_OBJECT_HARVEST_DEBUG",
+            "vmm_gpt.harvest.debug.o",
+        ),
+    ] {
+        let Some(obj) = env_path(var) else {
+            if require_harvest {
+                o.record(
+                    &format!("opt-in object {name}"),
+                    Err(format!("VMM_GPT_REQUIRE_HARVEST=1 but {var} is not set")),
+                );
+            } else {
+                println!("skip opt-in object {name}: {var} unset");
+                o.skipped += 1;
+            }
+            continue;
+        };
+        match check_object_with(&obj, &Policy::kernel_object_harvest()) {
+            Ok(r) => {
+                o.record(
+                    &format!("opt-in object {name} passes every check (22 exports)"),
+                    passes(&r),
+                );
+                o.record(
+                    &format!("opt-in object {name}: the default policy rejects its extra export"),
+                    default_policy_rejects_extension(&obj),
+                );
+                columns.push((name.into(), r));
+            }
+            Err(e) => o.record(&format!("opt-in object {name} passes every check"), Err(e)),
         }
     }
 
