@@ -2,7 +2,7 @@
 # Puts the Rust vmm_gpt into an illumos-gate checkout, so that its build
 # links the kernel object made from the crate in place of vmm_gpt.o:
 #
-#   illumos-build/install-into-gate.sh /path/to/illumos-gate
+#   illumos-build/install-into-gate.sh [--harvest] /path/to/illumos-gate
 #
 # 1. copies this repository (without target/ and .git) to
 #    usr/src/uts/intel/io/vmm/vmm_gpt/ (Makefile.vmm_gpt's VMM_GPT_CRATE);
@@ -13,6 +13,12 @@
 #
 # Makefile.vmm, vmm_gpt_indirect.S, vmm.mapfile and the headers stay as they
 # are.  Run it again after changing the crate.  See illumos-build/README.md.
+#
+# --harvest also installs the opt-in extension: the fragment builds the
+# object with vmm_gpt_harvest_dirty (build.sh --harvest), its header goes
+# to usr/src/uts/intel/io/vmm/sys/vmm_gpt_ext.h, and vmm_vm.c gets
+# patches/vmm_vm-harvest-dirty.patch (vmspace_bits_operate() harvests
+# with it; applied once: an already patched vmm_vm.c is left alone).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +27,12 @@ root="$(cd "$here/.." && pwd)"
 # shellcheck source=illumos-build/lib.sh
 . "$here/lib.sh"
 
-[ $# -eq 1 ] || die "usage: $0 /path/to/illumos-gate"
+harvest=0
+if [ "${1:-}" = --harvest ]; then
+    harvest=1
+    shift
+fi
+[ $# -eq 1 ] || die "usage: $0 [--harvest] /path/to/illumos-gate"
 gate="$(cd "$1" && pwd)" || die "no such directory: $1"
 vmm="$gate/usr/src/uts/intel/io/vmm"
 [ -d "$vmm" ] || die "$gate is not an illumos-gate checkout: no usr/src/uts/intel/io/vmm"
@@ -37,6 +48,23 @@ mkdir -p "$dest"
 
 echo "install-into-gate.sh: installing $vmm/Makefile.vmm_gpt"
 cp "$here/Makefile.vmm_gpt" "$vmm/Makefile.vmm_gpt"
+
+if [ "$harvest" = 1 ]; then
+    patchfile="$here/patches/vmm_vm-harvest-dirty.patch"
+    echo "install-into-gate.sh: the extension: build.sh --harvest, sys/vmm_gpt_ext.h, vmm_vm.c patched"
+    sed -i.orig 's/^VMM_GPT_EXTENSIONS[[:space:]]*=.*/VMM_GPT_EXTENSIONS	= --harvest/' \
+        "$vmm/Makefile.vmm_gpt"
+    rm -f "$vmm/Makefile.vmm_gpt.orig"
+    grep -q '^VMM_GPT_EXTENSIONS.*--harvest' "$vmm/Makefile.vmm_gpt" ||
+        die "could not set VMM_GPT_EXTENSIONS in $vmm/Makefile.vmm_gpt"
+    cp "$root/include/sys/vmm_gpt_ext.h" "$vmm/sys/vmm_gpt_ext.h"
+    if (cd "$gate" && patch -p1 -R --dry-run -s -f <"$patchfile" >/dev/null 2>&1); then
+        echo "install-into-gate.sh: vmm_vm.c is already patched"
+    else
+        (cd "$gate" && patch -p1 -N -s <"$patchfile") ||
+            die "$patchfile does not apply to $vmm/vmm_vm.c"
+    fi
+fi
 
 line='include $(UTSBASE)/intel/io/vmm/Makefile.vmm_gpt'
 if grep -qxF "$line" "$vmm/Makefile.rules"; then
