@@ -1,0 +1,66 @@
+//! vmm_vm.c's concurrent scenario (c/driver.c): vCPU threads (guest
+//! accesses as the hardware makes them, faults, leaving guest mode when
+//! poked) and device threads (holds, writes, releases) while the main
+//! thread harvests dirty pages and populates.  Every run checks that with
+//! tracking on no dirty page is lost or invented (the pages harvested are
+//! exactly those written, and a copy of memory kept from the harvests
+//! alone equals memory); what the interleaving cannot change (each
+//! thread's outcomes, the resident count, the tree) is compared across
+//! implementations as in `sequential`.
+//!
+//! | variable | default | |
+//! | --- | --- | --- |
+//! | `VMM_GPT_CONSUMER_THREAD_SEEDS` | 2 | seeds per format |
+//! | `VMM_GPT_CONSUMER_SEED` | 1 | the first seed |
+//! | `VMM_GPT_CONSUMER_ACCESSES` | 5000 | guest accesses per vCPU thread |
+//! | `VMM_GPT_CONSUMER_VCPUS`, `_DEVICES` | 2, 2 | threads of each kind |
+//! | `VMM_GPT_CONSUMER_JOBS` | CPUs | runs at once |
+//! | `VMM_GPT_CONSUMER_LIMIT` | 120 | seconds before a run counts as hung |
+
+use std::time::Duration;
+
+use vmm_gpt_consumer::{
+    available_pairs, close, compare_all, env_u64, Format, Mode, Params, MISSING,
+};
+
+const NAME: &str = "consumer concurrent";
+
+fn main() {
+    let (pairs, skipped) = available_pairs();
+    let mut failed = 0;
+    for (why, required) in &skipped {
+        if *required {
+            println!("FAIL (required): {why}");
+            failed += 1;
+        } else {
+            println!("skipped: {why}");
+        }
+    }
+    if !MISSING.is_empty() || pairs.is_empty() {
+        close(NAME, failed, skipped.len());
+    }
+    let seeds = env_u64("VMM_GPT_CONSUMER_THREAD_SEEDS", 2);
+    let first = env_u64("VMM_GPT_CONSUMER_SEED", 1);
+    let accesses = env_u64("VMM_GPT_CONSUMER_ACCESSES", 5000) as u32;
+    let vcpus = env_u64("VMM_GPT_CONSUMER_VCPUS", 2) as u32;
+    let devices = env_u64("VMM_GPT_CONSUMER_DEVICES", 2) as u32;
+    let limit = Duration::from_secs(env_u64("VMM_GPT_CONSUMER_LIMIT", 120));
+    let mut params = Vec::new();
+    for format in Format::ALL {
+        for seed in first..first + seeds {
+            params.push(Params {
+                format,
+                mode: Mode::Concurrent,
+                seed,
+                ops: accesses,
+                vcpus,
+                devices,
+            });
+        }
+    }
+    for p in &pairs {
+        println!("comparing: {}", p.what);
+    }
+    failed += compare_all(&params, &pairs, limit);
+    close(NAME, failed, skipped.len());
+}
