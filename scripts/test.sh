@@ -3,7 +3,9 @@
 # the staticlib (which must leave the checked-in headers unchanged), and
 # `cargo test` over the workspace: the C unit tests against the library
 # (and under valgrind when it is installed), against the original vmm_gpt.c
-# when ILLUMOS_GATE is set, the ABI checks, and the header checks.
+# when ILLUMOS_GATE is set, the ABI checks, the header checks, and with
+# ILLUMOS_GATE the consumer test (consumer/: bhyve's vmm_vm.c over every
+# implementation built here, the opt-in ones through its patched copy).
 #
 # Environment:
 #   ILLUMOS_GATE               an illumos-gate checkout (or ../shared/illumos-gate)

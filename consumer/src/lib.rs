@@ -460,7 +460,14 @@ pub fn available_pairs() -> (Vec<&'static Pair>, Vec<(String, bool)>) {
             ok.push(p);
             continue;
         }
-        let why = if MISSING.is_empty() {
+        let unbuilt = missing.iter().any(|t| COPIES.iter().all(|c| c.tag != *t));
+        let why = if MISSING.is_empty() && unbuilt {
+            format!(
+                "{}: {} not built (no illumos-build/patches/vmm_vm-harvest-dirty.patch)",
+                p.what,
+                missing.join(", ")
+            )
+        } else if MISSING.is_empty() {
             format!("{}: {} not linked ({})", p.what, missing.join(", "), p.how)
         } else {
             format!("{}: {MISSING}", p.what)

@@ -10,7 +10,7 @@
 //!
 //! | variable | default | |
 //! | --- | --- | --- |
-//! | `VMM_GPT_CONSUMER_THREAD_SEEDS` | 2 | seeds per format |
+//! | `VMM_GPT_CONSUMER_THREAD_SEEDS` | 4 | seeds per format |
 //! | `VMM_GPT_CONSUMER_SEED` | 1 | the first seed |
 //! | `VMM_GPT_CONSUMER_ACCESSES` | 5000 | guest accesses per vCPU thread |
 //! | `VMM_GPT_CONSUMER_VCPUS`, `_DEVICES` | 2, 2 | threads of each kind |
@@ -39,7 +39,7 @@ fn main() {
     if !MISSING.is_empty() || pairs.is_empty() {
         close(NAME, failed, skipped.len());
     }
-    let seeds = env_u64("VMM_GPT_CONSUMER_THREAD_SEEDS", 2);
+    let seeds = env_u64("VMM_GPT_CONSUMER_THREAD_SEEDS", 4);
     let first = env_u64("VMM_GPT_CONSUMER_SEED", 1);
     let accesses = env_u64("VMM_GPT_CONSUMER_ACCESSES", 5000) as u32;
     let vcpus = env_u64("VMM_GPT_CONSUMER_VCPUS", 2) as u32;
