@@ -751,7 +751,7 @@ prot_name(int prot, char *buf)
 	return (buf);
 }
 
-/* Whether `pfn` is a RAM page (memory the driver may touch). */
+/* Word `word` of RAM page `pfn`; NULL for MMIO (memory not to touch). */
 static uint64_t *
 ram_word(drv_t *d, uint64_t pfn, unsigned word)
 {

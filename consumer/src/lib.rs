@@ -503,57 +503,62 @@ pub fn compare_all(params: &[Params], pairs: &[&Pair], limit: Duration) -> usize
             }
         }
     }
-    let mut work = Vec::new();
-    for pr in params {
-        for t in &tags {
-            let c = copy(t).expect("available");
-            work.push((c.run, t.to_string(), *pr));
-        }
-    }
-    let started = Instant::now();
-    let outcomes = run_all(&work, jobs(), limit);
     // VMM_GPT_CONSUMER_KEEP=<dir>: every transcript kept there.
     let keep = std::env::var_os("VMM_GPT_CONSUMER_KEEP").map(PathBuf::from);
     if let Some(dir) = &keep {
         fs::create_dir_all(dir).expect("creating VMM_GPT_CONSUMER_KEEP");
     }
+    let started = Instant::now();
     let mut failures = 0;
     let mut bytes = 0;
-    for (k, pr) in params.iter().enumerate() {
-        let of = |t: &str| {
-            let i = tags.iter().position(|x| *x == t).expect("a tag");
-            &outcomes[k * tags.len() + i]
-        };
-        for t in &tags {
-            let o = of(t);
-            if let (Some(dir), Outcome::Ran { transcript, .. }) = (&keep, o) {
-                let name = format!("{:?}-{:?}-{}-{t}.txt", pr.format, pr.mode, pr.seed);
-                fs::write(dir.join(name.to_lowercase()), transcript).expect("keeping a transcript");
-            }
-            match o.clean() {
-                Some(tr) => bytes += tr.len(),
-                None => {
-                    failures += 1;
-                    println!("FAIL {pr}, copy {t}: {}", o.trouble());
-                }
+    // A few parameter sets at a time: the transcripts of long runs are
+    // large.
+    for chunk in params.chunks(4) {
+        let mut work = Vec::new();
+        for pr in chunk {
+            for t in &tags {
+                let c = copy(t).expect("available");
+                work.push((c.run, t.to_string(), *pr));
             }
         }
-        for p in pairs {
-            let (Some(a), Some(b)) = (of(p.reference).clean(), of(p.tag).clean()) else {
-                continue;
+        let outcomes = run_all(&work, jobs(), limit);
+        for (k, pr) in chunk.iter().enumerate() {
+            let of = |t: &str| {
+                let i = tags.iter().position(|x| *x == t).expect("a tag");
+                &outcomes[k * tags.len() + i]
             };
-            if let Some(diff) = first_difference(a, b) {
-                failures += 1;
-                println!(
-                    "FAIL {pr}: {} differ ({} '-', {} '+'):\n{diff}",
-                    p.what, p.reference, p.tag
-                );
+            for t in &tags {
+                let o = of(t);
+                if let (Some(dir), Outcome::Ran { transcript, .. }) = (&keep, o) {
+                    let name = format!("{:?}-{:?}-{}-{t}.txt", pr.format, pr.mode, pr.seed);
+                    fs::write(dir.join(name.to_lowercase()), transcript)
+                        .expect("keeping a transcript");
+                }
+                match o.clean() {
+                    Some(tr) => bytes += tr.len(),
+                    None => {
+                        failures += 1;
+                        println!("FAIL {pr}, copy {t}: {}", o.trouble());
+                    }
+                }
+            }
+            for p in pairs {
+                let (Some(a), Some(b)) = (of(p.reference).clean(), of(p.tag).clean()) else {
+                    continue;
+                };
+                if let Some(diff) = first_difference(a, b) {
+                    failures += 1;
+                    println!(
+                        "FAIL {pr}: {} differ ({} '-', {} '+'):\n{diff}",
+                        p.what, p.reference, p.tag
+                    );
+                }
             }
         }
     }
     println!(
         "{} runs ({} copies x {} parameter sets), {:.1} MB of transcripts, in {:.1} s",
-        work.len(),
+        tags.len() * params.len(),
         tags.len(),
         params.len(),
         bytes as f64 / 1e6,
