@@ -41,14 +41,16 @@ use std::process::Command;
 
 use vmm_gpt_harness_build::{
     archiver, env_is_1, env_path, exports, exports_harvest, fail, original, rename,
-    rerun_if_changed_tree, run, symbols, tool, workspace_root, Harness, CFLAGS, ORIGINAL_CFLAGS,
-    STUB_NAMES,
+    rerun_if_changed_tree, run, symbols, tool, without_odr, workspace_root, Harness, CFLAGS,
+    ORIGINAL_CFLAGS, SANITIZE_CFLAGS, STUB_NAMES,
 };
 
 /// The patch of the opt-in extension's consumer, relative to the root.
 const HARVEST_PATCH: &str = "illumos-build/patches/vmm_vm-harvest-dirty.patch";
 /// Where an illumos-gate checkout has vmm_vm.c (beside the original).
 const VMM_VM: &str = "vmm_vm.c";
+/// ASan's prefix of a global's ODR indicator (`VMM_GPT_SANITIZE=1`).
+const ODR: &str = "__odr_asan.";
 /// Optimization of everything compiled here (the test profile builds the
 /// originals with opt-level 2 too).
 const OPT: &str = "-O2";
@@ -214,6 +216,8 @@ struct Ctx {
     abi: Vec<String>,
     /// The 21 exports: what the mutants define.
     exports: Vec<String>,
+    /// `VMM_GPT_SANITIZE=1`: everything compiled with ASan and UBSan too.
+    sanitize: bool,
 }
 
 impl Ctx {
@@ -229,6 +233,9 @@ impl Ctx {
         let after = format!("-idirafter{}", self.vmmdir.display());
         let mut flags = base.to_vec();
         flags.extend([OPT, "-DDEBUG", inc_c.as_str(), inc.as_str(), after.as_str()]);
+        if self.sanitize {
+            flags.extend(SANITIZE_CFLAGS);
+        }
         self.harness.compile(src, obj, &flags, what);
     }
 
@@ -267,7 +274,11 @@ impl Ctx {
         let mut map = String::new();
         let mut weaken = Vec::new();
         for d in &defined {
-            writeln!(map, "{d} {own}{d}").unwrap();
+            // ASan's ODR indicator of a global x (VMM_GPT_SANITIZE=1).
+            match d.strip_prefix(ODR) {
+                Some(x) => writeln!(map, "{d} {ODR}{own}{x}").unwrap(),
+                None => writeln!(map, "{d} {own}{d}").unwrap(),
+            }
         }
         for u in &undefined {
             if self.abi.contains(u) {
@@ -295,7 +306,10 @@ impl Ctx {
         // Everything defined is the copy's own; every ABI import has the
         // implementation's prefix.
         let (defined, undefined) = symbols(&out);
-        if let Some(bad) = defined.iter().find(|d| !d.starts_with(&own)) {
+        if let Some(bad) = defined
+            .iter()
+            .find(|d| !d.strip_prefix(ODR).unwrap_or(d).starts_with(&own))
+        {
             fail(&format!("after renaming, the copy {tag} defines {bad}"));
         }
         if !defined.contains(&format!("{own}consumer_run")) {
@@ -385,6 +399,9 @@ fn build_mutant(ctx: &Ctx, original: &str, idx: usize, m: &Mutant) -> Result<Vec
     let plain = dir.join("vmm_gpt.o");
     let mut flags = ORIGINAL_CFLAGS.to_vec();
     flags.push(OPT);
+    if ctx.sanitize {
+        flags.extend(SANITIZE_CFLAGS);
+    }
     ctx.harness.compile(
         &src,
         &plain,
@@ -396,6 +413,7 @@ fn build_mutant(ctx: &Ctx, original: &str, idx: usize, m: &Mutant) -> Result<Vec
     let renamed = dir.join(format!("{prefix}vmm_gpt.o"));
     rename(&plain, &renamed, &names, &prefix);
     let (defined, _) = symbols(&renamed);
+    let defined = without_odr(defined, Some(&prefix));
     let mut expected: Vec<String> = ctx.exports.iter().map(|e| format!("{prefix}{e}")).collect();
     expected.sort();
     if defined != expected {
@@ -431,6 +449,13 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(vmm_gpt_consumer)");
     let out = env_path("OUT_DIR");
     let table = out.join("copies.rs");
+    // VMM_GPT_SANITIZE=1 compiles the stand-in and the originals with ASan
+    // and UBSan (vmm-gpt-harness, vmm-gpt-impls): link their runtimes, as
+    // difftest does (first, as ASan insists).
+    if env_is_1("VMM_GPT_SANITIZE") {
+        println!("cargo:rustc-link-lib=dylib=asan");
+        println!("cargo:rustc-link-lib=dylib=ubsan");
+    }
 
     // Without the original there is no vmm_vm.c either: nothing to build.
     let Some(original) = original(&root) else {
@@ -466,6 +491,7 @@ fn main() {
         vmmdir,
         abi: [exports(&root), exports_harvest(&root)].concat(),
         exports: exports(&root),
+        sanitize: env_is_1("VMM_GPT_SANITIZE"),
     };
     let mut objects = Vec::new();
 
