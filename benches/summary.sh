@@ -7,6 +7,11 @@
 # triple is named so that RUSTFLAGS reach only the target, not build scripts
 # and proc macros; the binary lands in target/<triple>/release.
 #
+# The harvest workloads need the opt-in staticlib (the feature
+# harvest-dirty): it is built here the same way, in a target directory of
+# its own (harvest-bench in the target directory), and linked through
+# VMM_GPT_HARVEST_STATICLIB.
+#
 #   ILLUMOS_GATE=../shared/illumos-gate benches/summary.sh [--pairs N] [--format ept|rvi] [--only S]...
 #
 # Without ILLUMOS_GATE the library runs alone.
@@ -18,5 +23,10 @@ if [ -n "${ILLUMOS_GATE:-}" ]; then
     export ILLUMOS_GATE
 fi
 triple="$(rustc -vV | sed -n 's/^host: //p')"
-RUSTFLAGS="-C relocation-model=static" exec cargo run --quiet --release --target "$triple" \
+export RUSTFLAGS="-C relocation-model=static"
+harvest_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")/harvest-bench"
+cargo build --quiet --release --target "$triple" -p vmm-gpt --features harvest-dirty \
+    --target-dir "$harvest_dir"
+export VMM_GPT_HARVEST_STATICLIB="$harvest_dir/$triple/release/libvmm_gpt.a"
+exec cargo run --quiet --release --target "$triple" \
     -p vmm-gpt-benches --bin bench-summary -- "$@"

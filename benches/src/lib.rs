@@ -17,10 +17,17 @@
 //! (counts of pages mapped, bits found, lookups that hit) and leaves no
 //! kernel memory behind.  `benches/gpt.rs` (criterion) and the
 //! `bench-summary` binary (paired, alternating runs) both use it.
+//!
+//! A [`HarvestWorkload`] is run by [`Bench::run_harvest`] one [`Scan`] at a
+//! time: `vmspace_bits_operate()`'s loop over the original and over the
+//! library, `vmm_gpt_harvest_dirty` of the opt-in staticlib (linked when
+//! `VMM_GPT_HARVEST_STATICLIB` is set at build time, see
+//! [`harvest_missing`]), and a locked-CAS floor over the same tables.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::MutexGuard;
 use std::time::Duration;
 
@@ -28,8 +35,8 @@ use vmm_gpt_harness::{
     layout, set_domain, Region, Rng, MTRR_UC, MTRR_WB, PROT_ALL as PROT_RWX, PROT_RW,
 };
 pub use vmm_gpt_harness::{Format, Gpt, Pte, PAGE};
-pub use vmm_gpt_impls::Api;
 use vmm_gpt_impls::{self as impls, LIB};
+pub use vmm_gpt_impls::{Api, Harvest};
 
 pub use vmm_gpt_harness::{GIB, KIB, MIB};
 
@@ -232,6 +239,133 @@ impl Workload {
     }
 }
 
+/// `VMM_GPT_HARVEST_RESET | VMM_GPT_HARVEST_BITMAP_OUT`
+/// (`include/sys/vmm_gpt_ext.h`): `VBO_RESET_DIRTY` with
+/// `VBO_FLAG_BITMAP_OUT`, what live migration asks for.
+pub const HARVEST_RESET_BITMAP_OUT: std::ffi::c_uint = 1 | 4;
+
+/// The opt-in staticlib (`VMM_GPT_HARVEST_STATICLIB` at build time,
+/// `hv_*`), whose `vmm_gpt_harvest_dirty` the harvest workloads measure.
+pub fn harvest_staticlib() -> Option<Harvest> {
+    impls::harvest_staticlib()
+}
+
+/// Why the harvest workloads cannot run, if they cannot.
+pub fn harvest_missing() -> Option<&'static str> {
+    harvest_staticlib().is_none().then_some(
+        "the opt-in staticlib is not linked (build with VMM_GPT_HARVEST_STATICLIB set to \
+         `cargo build --release -p vmm-gpt --features harvest-dirty`'s libvmm_gpt.a; \
+         benches/summary.sh does)",
+    )
+}
+
+/// A harvest workload: reading and clearing the dirty bits of a mapped
+/// region with a bitmap out, as `vmspace_bits_operate(VBO_RESET_DIRTY |
+/// VBO_FLAG_BITMAP_OUT)` does for live migration, done the four ways of
+/// [`Scan`]; every page clean, or every page dirty (A and D set on each,
+/// untimed, before each run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HarvestWorkload {
+    pub dirty: bool,
+    /// [`Scale::large`] (64 GiB) rather than [`Scale::region`] (1 GiB).
+    pub large: bool,
+}
+
+impl HarvestWorkload {
+    /// Every harvest workload, in the order of the summary.
+    pub const ALL: [HarvestWorkload; 4] = [
+        HarvestWorkload {
+            dirty: false,
+            large: false,
+        },
+        HarvestWorkload {
+            dirty: true,
+            large: false,
+        },
+        HarvestWorkload {
+            dirty: false,
+            large: true,
+        },
+        HarvestWorkload {
+            dirty: true,
+            large: true,
+        },
+    ];
+
+    /// The region's length.
+    pub fn len(self, s: &Scale) -> u64 {
+        if self.large {
+            s.large
+        } else {
+            s.region
+        }
+    }
+
+    /// A short name, also the criterion group's.
+    pub fn name(self, s: &Scale) -> String {
+        format!(
+            "harvest {} {}",
+            if self.dirty { "dirty" } else { "clean" },
+            size(self.len(s))
+        )
+    }
+
+    /// Pages per run.
+    pub fn units(self, s: &Scale) -> u64 {
+        self.len(s) / PAGE
+    }
+}
+
+/// One way of doing a harvest workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// `vmspace_bits_operate()`'s loop over the original (non-DEBUG):
+    /// `vmm_gpt_iter_init`, then per page `vmm_gpt_iter_next` +
+    /// `vmm_gpte_reset_dirty(ptep, false)` and the bitmap bit set or
+    /// cleared.
+    OriginalLoop,
+    /// The same loop over the library.
+    LibraryLoop,
+    /// `vmm_gpt_harvest_dirty(RESET | BITMAP_OUT)` of the opt-in staticlib,
+    /// over its own GPT.
+    Harvest,
+    /// The floor of one locked read-modify-write per entry: the same GPT's
+    /// leaf tables walked directly (one `vmm_gpt_walk` per table), each
+    /// entry's dirty bit cleared with `AtomicU64::fetch_update` (a load and
+    /// a `lock cmpxchg`), the bits gathered into the bitmap a byte at a
+    /// time.
+    LockedCas,
+}
+
+impl Scan {
+    /// Every scan, in the order of the summary.
+    pub const ALL: [Scan; 4] = [
+        Scan::OriginalLoop,
+        Scan::LibraryLoop,
+        Scan::Harvest,
+        Scan::LockedCas,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scan::OriginalLoop => "original loop",
+            Scan::LibraryLoop => "library loop",
+            Scan::Harvest => "harvest",
+            Scan::LockedCas => "locked CAS",
+        }
+    }
+
+    /// Whose GPT it scans: 0 the original's, 1 the library's, 2 the opt-in
+    /// staticlib's.
+    fn owner(self) -> usize {
+        match self {
+            Scan::OriginalLoop => 0,
+            Scan::LibraryLoop => 1,
+            Scan::Harvest | Scan::LockedCas => 2,
+        }
+    }
+}
+
 /// `1 GiB`, `8 MiB`, `4 KiB`.
 pub fn size(b: u64) -> String {
     match b {
@@ -277,12 +411,29 @@ struct Guest {
     kmem_bytes: u64,
 }
 
+/// A mapped region of one implementation for the harvest workloads, kept
+/// across runs: its GPT, its kernel memory, and its leaf tables in address
+/// order (for the "hardware" that dirties every entry).
+struct ScanGuest {
+    api: &'static Api,
+    gpt: Gpt,
+    len: u64,
+    kmem_bytes: u64,
+    tables: Vec<*mut u64>,
+}
+
 /// The installed format and everything the workloads share; holds the
 /// difftest crate's process-wide lock (hot-patching is global) until
 /// dropped, which uninstalls the format again.
 pub struct Bench {
     scale: Scale,
     apis: Vec<&'static Api>,
+    /// The opt-in staticlib, when linked (the harvest workloads).
+    harvest: Option<Harvest>,
+    /// The harvest workloads' regions, per [`Scan::owner`].
+    scan_guests: [Option<ScanGuest>; 3],
+    /// Their bitmap.
+    bitmap: Vec<u8>,
     accessed: u64,
     dirty: u64,
     /// The random lookups' GPAs, and the sum of the PFNs they must find.
@@ -330,7 +481,8 @@ impl Bench {
         // SAFETY: mallopt only changes the allocator's tunables.
         unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) };
         let apis = implementations();
-        for api in &apis {
+        let harvest = harvest_staticlib();
+        for api in apis.iter().chain(harvest.as_ref().map(|h| &h.api)) {
             set_domain(api.domain);
             // SAFETY: a format of the kernel stand-in, alive forever;
             // nothing is installed (the lock excludes every other user,
@@ -374,6 +526,9 @@ impl Bench {
             scale,
             guests: apis.iter().map(|_| None).collect(),
             apis,
+            harvest,
+            scan_guests: [None, None, None],
+            bitmap: Vec::new(),
             accessed: imp.vpi_bit_accessed,
             dirty: imp.vpi_bit_dirty,
             lookups,
@@ -404,6 +559,9 @@ impl Bench {
                 g.gpt.vacate(BASE, self.scale.large);
                 g.gpt.free();
             }
+        }
+        for owner in 0..self.scan_guests.len() {
+            self.drop_scan_guest(owner);
         }
         set_domain(0);
     }
@@ -730,10 +888,207 @@ impl Bench {
     }
 }
 
+/// Harvest workloads.
+impl Bench {
+    /// The scans of the harvest workloads, in the order of [`Scan::ALL`]:
+    /// none without the opt-in staticlib, no [`Scan::OriginalLoop`]
+    /// without the original.
+    pub fn scans(&self) -> Vec<Scan> {
+        if self.harvest.is_none() {
+            return Vec::new();
+        }
+        Scan::ALL
+            .into_iter()
+            .filter(|&s| s != Scan::OriginalLoop || self.apis.len() > 1)
+            .collect()
+    }
+
+    /// The implementation whose GPT `scan` scans.
+    fn scan_api(&self, scan: Scan) -> &'static Api {
+        match scan.owner() {
+            0 => self.apis.get(1).copied().expect("the original is built"),
+            1 => self.apis[0],
+            _ => self.harvest.as_ref().expect("the opt-in staticlib").api,
+        }
+    }
+
+    /// Unmaps, vacates and frees the harvest region of `owner`.
+    fn drop_scan_guest(&mut self, owner: usize) {
+        if let Some(g) = self.scan_guests[owner].take() {
+            set_domain(g.api.domain);
+            g.gpt.unmap_region(BASE, g.len);
+            g.gpt.vacate(BASE, g.len);
+            g.gpt.free();
+        }
+    }
+
+    /// The region of `len` bytes of `scan`'s implementation, populated and
+    /// mapped, made on first use (another length replaces it).
+    fn scan_guest(&mut self, scan: Scan, len: u64) -> &ScanGuest {
+        let owner = scan.owner();
+        if self.scan_guests[owner]
+            .as_ref()
+            .is_some_and(|g| g.len != len)
+        {
+            self.drop_scan_guest(owner);
+        }
+        let api = self.scan_api(scan);
+        set_domain(api.domain);
+        self.scan_guests[owner].get_or_insert_with(|| {
+            assert!(
+                len.is_multiple_of(2 * MIB),
+                "harvest regions are whole leaf tables"
+            );
+            let before = kmem_live(api);
+            let gpt = Gpt::alloc(api);
+            gpt.populate(BASE, len);
+            let n = Self::map_all(&gpt, BASE, len);
+            assert_eq!(n, len / PAGE, "{}: map_at", api.name);
+            let tables = (0..len / (2 * MIB))
+                .map(|t| {
+                    let l = gpt.leaf(BASE + t * 2 * MIB).expect("populated");
+                    assert_eq!(l.index(), 0);
+                    l.addr() as *mut u64
+                })
+                .collect();
+            ScanGuest {
+                api,
+                kmem_bytes: kmem_live(api) - before,
+                gpt,
+                len,
+                tables,
+            }
+        })
+    }
+
+    /// Runs harvest workload `w` once the way of `scan`.  Panics if a
+    /// result is wrong or kernel memory is left behind.
+    pub fn run_harvest(&mut self, w: HarvestWorkload, scan: Scan) -> Sample {
+        let len = w.len(&self.scale);
+        let pages = len / PAGE;
+        let api = self.scan_api(scan);
+        let bits = self.accessed | self.dirty;
+        let dirty = self.dirty;
+        let harvest_dirty = self
+            .harvest
+            .as_ref()
+            .expect("the opt-in staticlib")
+            .harvest_dirty;
+        self.scan_guest(scan, len);
+        let mut bitmap = std::mem::take(&mut self.bitmap);
+        bitmap.clear();
+        bitmap.resize((pages / 8) as usize, 0x5a);
+        let Some(g) = &self.scan_guests[scan.owner()] else {
+            unreachable!("made above")
+        };
+        let before = kmem_live(api);
+        if w.dirty {
+            // The "hardware": A and D on every page.
+            for &table in &g.tables {
+                for i in 0..512 {
+                    // SAFETY: entry i of a live leaf table of the region;
+                    // every access to it is atomic.
+                    unsafe { AtomicU64::from_ptr(table.add(i)) }.fetch_or(bits, Ordering::SeqCst);
+                }
+            }
+        }
+        let (t, found) = timed(|| match scan {
+            Scan::OriginalLoop | Scan::LibraryLoop => bits_loop(&g.gpt, BASE, len, &mut bitmap),
+            // SAFETY: a live GPT of the opt-in staticlib, its format
+            // installed; the bitmap has a bit for every page of the range.
+            Scan::Harvest => unsafe {
+                harvest_dirty(
+                    g.gpt.as_ptr(),
+                    BASE,
+                    len as usize,
+                    bitmap.as_mut_ptr(),
+                    HARVEST_RESET_BITMAP_OUT,
+                ) as u64
+            },
+            Scan::LockedCas => locked_cas(&g.gpt, BASE, len, dirty, &mut bitmap),
+        });
+        let (want, byte) = if w.dirty { (pages, 0xff) } else { (0, 0) };
+        assert_eq!(found, want, "{}: {} found", api.name, scan.name());
+        assert!(
+            bitmap.iter().all(|&b| b == byte),
+            "{}: {} left a bitmap byte other than 0x{byte:02x}",
+            api.name,
+            scan.name()
+        );
+        assert_eq!(
+            kmem_live(api),
+            before,
+            "{}: {} allocated kernel memory",
+            api.name,
+            scan.name()
+        );
+        let kmem_bytes = g.kmem_bytes;
+        self.bitmap = bitmap;
+        set_domain(0);
+        self.sample(t, pages, kmem_bytes, len)
+    }
+}
+
+/// `vmspace_bits_operate()`'s loop for `VBO_RESET_DIRTY |
+/// VBO_FLAG_BITMAP_OUT` (vmm_vm.c), over `g`'s iterator and
+/// `vmm_gpte_reset_dirty`: returns the pages found dirty.  (The C loop also
+/// tests its loop-invariant flags and a NULL entry per page; here the
+/// bitmap index is bounds-checked instead.)
+#[inline]
+fn bits_loop(g: &Gpt, gpa: u64, len: u64, bitmap: &mut [u8]) -> u64 {
+    let mut found = 0u64;
+    g.for_each_leaf(gpa, len, |entry_gpa, pte| {
+        let pfn_offset = (entry_gpa - gpa) >> 12;
+        let bit_offset = (pfn_offset / 8) as usize;
+        let bit_mask = 1u8 << (pfn_offset % 8);
+        let value = pte.reset_dirty(false);
+        found += u64::from(value);
+        if value {
+            bitmap[bit_offset] |= bit_mask;
+        } else {
+            bitmap[bit_offset] &= !bit_mask;
+        }
+    });
+    found
+}
+
+/// The locked floor ([`Scan::LockedCas`]): every leaf table of `[gpa, gpa +
+/// len)` found by one walk, each entry's `dirty` bit cleared by a load and
+/// a `lock cmpxchg` (again while it fails), the bits gathered a byte at a
+/// time into the bitmap; returns the pages found dirty.
+#[inline]
+fn locked_cas(g: &Gpt, gpa: u64, len: u64, dirty: u64, bitmap: &mut [u8]) -> u64 {
+    let mut found = 0u64;
+    for (t, bytes) in bitmap.chunks_exact_mut(64).enumerate() {
+        debug_assert!((t as u64) < len / (2 * MIB));
+        let leaf = g.leaf(gpa + t as u64 * 2 * MIB).expect("populated");
+        let table = leaf.addr() as *mut u64;
+        for (b, byte) in bytes.iter_mut().enumerate() {
+            let mut bits = 0u8;
+            for i in 0..8 {
+                // SAFETY: entry 8 * b + i < 512 of a live leaf table (the
+                // walk found its first entry); every access is atomic.
+                let e = unsafe { AtomicU64::from_ptr(table.add(8 * b + i)) };
+                let old = e
+                    .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |v| Some(v & !dirty))
+                    .unwrap_or_else(|v| v);
+                bits |= u8::from(old & dirty != 0) << i;
+            }
+            *byte = bits;
+            found += u64::from(bits.count_ones());
+        }
+    }
+    found
+}
+
 impl Drop for Bench {
     fn drop(&mut self) {
         self.drop_guests();
-        for api in &self.apis {
+        for api in self
+            .apis
+            .iter()
+            .chain(self.harvest.as_ref().map(|h| &h.api))
+        {
             set_domain(api.domain);
             // SAFETY: Bench::new installed the format in every
             // implementation; no GPT of theirs is used any more.
@@ -770,6 +1125,36 @@ mod tests {
                     let s = b.run(w, i);
                     assert_eq!(s.units, w.units(b.scale()), "{w:?}");
                     assert!(s.kmem_bytes > 0, "{w:?}: {s:?}");
+                }
+            }
+        }
+    }
+
+    /// Every harvest workload, small, every scan, both formats; without
+    /// the opt-in staticlib linked, a message (and a failure under
+    /// `VMM_GPT_REQUIRE_HARVEST=1`).
+    #[test]
+    fn every_harvest_workload_runs() {
+        if let Some(why) = harvest_missing() {
+            assert!(
+                std::env::var("VMM_GPT_REQUIRE_HARVEST").map_or(true, |v| v != "1"),
+                "VMM_GPT_REQUIRE_HARVEST=1, but {why}"
+            );
+            eprintln!("harvest workloads skipped: {why}");
+            return;
+        }
+        for format in Format::ALL {
+            let mut b = Bench::new(format, Scale::SMALL);
+            assert!(b.scans().len() >= 3);
+            for w in HarvestWorkload::ALL {
+                for scan in b.scans() {
+                    // Twice: the second run finds the region as the first
+                    // left it (clean).
+                    for _ in 0..2 {
+                        let s = b.run_harvest(w, scan);
+                        assert_eq!(s.units, w.units(b.scale()), "{w:?} {scan:?}");
+                        assert!(s.kmem_bytes > 0, "{w:?} {scan:?}: {s:?}");
+                    }
                 }
             }
         }

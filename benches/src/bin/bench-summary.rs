@@ -8,34 +8,48 @@
 //!
 //! ```text
 //! cargo run --release -p vmm-gpt-benches --bin bench-summary -- \
-//!     [--pairs N] [--format ept|rvi] [--small] [--only SUBSTRING]...
+//!     [--pairs N] [--format ept|rvi] [--small] [--only SUBSTRING]... \
+//!     [--scan original|library|harvest|cas]...
 //! ```
 //!
 //! `benches/summary.sh` runs it built with the static relocation model,
 //! as the kernel object is (benches/README.md: the recorded runs).
 //!
+//! Then the harvest workloads ([`HarvestWorkload`]), when the opt-in
+//! staticlib is linked (`VMM_GPT_HARVEST_STATICLIB` at build time;
+//! summary.sh builds it): each pair runs the four [`Scan`]s (original's
+//! loop, library's loop, `vmm_gpt_harvest_dirty`, the locked-CAS floor) in
+//! alternating order, and the table gives their medians per page and the
+//! medians of the paired ratios of the harvest to each.
+//!
 //! Defaults: 10 pairs per workload (after one unpaired warm-up run of
 //! each), the EPT format, the recorded sizes.  `--only` keeps the
-//! workloads whose name contains one of the substrings.  Build with
-//! `ILLUMOS_GATE` set to compare with the original; without it only the
-//! library runs.  Release builds only: a debug build measures the library's
+//! workloads whose name contains one of the substrings; `--scan` runs only
+//! those scans of the harvest workloads (for profiling one of them).
+//! Build with `ILLUMOS_GATE` set to compare with the original; without it
+//! only the library runs.  Release builds only: a debug build measures the library's
 //! debug checks and an unoptimized harness.
 
 use std::process::{Command, ExitCode};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use vmm_gpt_benches::{median, Bench, Format, Sample, Scale, Workload};
+use vmm_gpt_benches::{
+    harvest_missing, median, Bench, Format, HarvestWorkload, Sample, Scale, Scan, Workload,
+};
 
 struct Options {
     pairs: usize,
     format: Format,
     scale: Scale,
     only: Vec<String>,
+    /// The scans of the harvest workloads to run (empty: all).
+    scans: Vec<Scan>,
 }
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: bench-summary [--pairs N] [--format ept|rvi] [--small] [--only SUBSTRING]..."
+        "usage: bench-summary [--pairs N] [--format ept|rvi] [--small] [--only SUBSTRING]... \
+         [--scan original|library|harvest|cas]..."
     );
     ExitCode::from(2)
 }
@@ -46,6 +60,7 @@ fn options() -> Option<Options> {
         format: Format::Ept,
         scale: Scale::FULL,
         only: Vec::new(),
+        scans: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -60,6 +75,13 @@ fn options() -> Option<Options> {
             }
             "--small" => o.scale = Scale::SMALL,
             "--only" => o.only.push(args.next()?),
+            "--scan" => o.scans.push(match args.next()?.as_str() {
+                "original" => Scan::OriginalLoop,
+                "library" => Scan::LibraryLoop,
+                "harvest" => Scan::Harvest,
+                "cas" => Scan::LockedCas,
+                _ => return None,
+            }),
             _ => return None,
         }
     }
@@ -179,6 +201,85 @@ fn measure(b: &mut Bench, w: Workload, pairs: usize) -> Row {
     }
 }
 
+/// The medians of one harvest workload.
+struct HarvestRow {
+    name: String,
+    /// Median ns per page, per scan of [`Scan::ALL`] (NaN: not run).
+    ns: [f64; 4],
+    /// Medians of the paired ratios, with the smallest and largest:
+    /// harvest/original loop, harvest/library loop, harvest/locked CAS,
+    /// library loop/original loop.
+    ratios: [Option<(f64, f64, f64)>; 4],
+}
+
+/// The (numerator, denominator) scans of [`HarvestRow::ratios`].
+const HARVEST_RATIOS: [(Scan, Scan); 4] = [
+    (Scan::Harvest, Scan::OriginalLoop),
+    (Scan::Harvest, Scan::LibraryLoop),
+    (Scan::Harvest, Scan::LockedCas),
+    (Scan::LibraryLoop, Scan::OriginalLoop),
+];
+
+fn index(scan: Scan) -> usize {
+    Scan::ALL.iter().position(|&s| s == scan).expect("a scan")
+}
+
+/// The median of `v` with its smallest and largest; None for none.
+fn spread(v: &[f64]) -> Option<(f64, f64, f64)> {
+    (!v.is_empty()).then(|| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (median(v), lo, hi)
+    })
+}
+
+fn measure_harvest(b: &mut Bench, w: HarvestWorkload, pairs: usize, only: &[Scan]) -> HarvestRow {
+    let scans: Vec<Scan> = b
+        .scans()
+        .into_iter()
+        .filter(|s| only.is_empty() || only.contains(s))
+        .collect();
+    // One unpaired run of each first: it also maps the regions.
+    for &s in &scans {
+        b.run_harvest(w, s);
+    }
+    let mut ns: [Vec<f64>; 4] = Default::default();
+    let mut ratios: [Vec<f64>; 4] = Default::default();
+    for p in 0..pairs {
+        // The scans in order, then in reverse order, ...
+        let order: Vec<Scan> = if p % 2 == 0 {
+            scans.clone()
+        } else {
+            scans.iter().rev().copied().collect()
+        };
+        let mut secs = [None; 4];
+        for s in order {
+            let sample = b.run_harvest(w, s);
+            ns[index(s)].push(sample.ns_per_unit());
+            secs[index(s)] = Some(sample.elapsed.as_secs_f64());
+        }
+        for (r, (num, den)) in HARVEST_RATIOS.iter().enumerate() {
+            if let (Some(n), Some(d)) = (secs[index(*num)], secs[index(*den)]) {
+                ratios[r].push(n / d);
+            }
+        }
+    }
+    b.drop_guests();
+    HarvestRow {
+        name: w.name(b.scale()),
+        ns: ns.map(|v| median(&v)),
+        ratios: ratios.map(|v| spread(&v)),
+    }
+}
+
+/// The load averages of /proc/loadavg (1, 5 and 15 minutes).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 fn ns(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -202,15 +303,35 @@ fn main() -> ExitCode {
         .filter(|w| o.only.is_empty() || o.only.iter().any(|s| w.name(b.scale()).contains(s)))
         .collect();
 
+    let selected_harvest: Vec<HarvestWorkload> = HarvestWorkload::ALL
+        .into_iter()
+        .filter(|w| o.only.is_empty() || o.only.iter().any(|s| w.name(b.scale()).contains(s)))
+        .collect();
+
+    let load_before = load();
     let mut rows = Vec::new();
     for w in selected {
         eprintln!("bench-summary: {} ...", w.name(b.scale()));
         rows.push(measure(&mut b, w, o.pairs));
     }
+    let mut harvest_rows = Vec::new();
+    let mut harvest_skipped = None;
+    if b.scans().is_empty() {
+        if !selected_harvest.is_empty() {
+            let why = harvest_missing().unwrap_or("no scans");
+            eprintln!("bench-summary: harvest workloads skipped: {why}");
+            harvest_skipped = Some(why);
+        }
+    } else {
+        for w in selected_harvest {
+            eprintln!("bench-summary: {} ...", w.name(b.scale()));
+            harvest_rows.push(measure_harvest(&mut b, w, o.pairs, &o.scans));
+        }
+    }
     drop(b);
 
     println!(
-        "bench-summary {} · {} format · {} pairs per workload · {} · tree {}",
+        "bench-summary {} · {} format · {} pairs per workload · {} · load {} before, {} after · tree {}",
         today(),
         match o.format {
             Format::Ept => "EPT",
@@ -218,40 +339,83 @@ fn main() -> ExitCode {
         },
         o.pairs,
         machine(),
+        load_before,
+        load(),
         revision()
     );
     if !both {
         println!("(built without ILLUMOS_GATE: the library alone)");
     }
-    println!();
-    if both {
-        println!(
-            "| workload | unit | library ns/unit | original ns/unit | library/original (median of pairs) \
-             | range of pairs | library kmem B/GiB | original kmem B/GiB |"
-        );
-        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    } else {
-        println!("| workload | unit | library ns/unit | library kmem B/GiB |");
-        println!("| --- | --- | ---: | ---: |");
+    if let Some(why) = harvest_skipped {
+        println!("(harvest workloads skipped: {why})");
     }
-    for r in &rows {
-        if let (true, Some((med, lo, hi))) = (both, r.ratio) {
+    println!();
+    if !rows.is_empty() {
+        if both {
             println!(
-                "| {} | {} | {} | {} | **{med:.2}** | {lo:.2}–{hi:.2} | {:.0} | {:.0} |",
-                r.name,
-                r.unit,
-                ns(r.ns[0]),
-                ns(r.ns[1]),
-                r.kmem[0],
-                r.kmem[1]
+                "| workload | unit | library ns/unit | original ns/unit | library/original (median of pairs) \
+                 | range of pairs | library kmem B/GiB | original kmem B/GiB |"
             );
+            println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         } else {
+            println!("| workload | unit | library ns/unit | library kmem B/GiB |");
+            println!("| --- | --- | ---: | ---: |");
+        }
+        for r in &rows {
+            if let (true, Some((med, lo, hi))) = (both, r.ratio) {
+                println!(
+                    "| {} | {} | {} | {} | **{med:.2}** | {lo:.2}–{hi:.2} | {:.0} | {:.0} |",
+                    r.name,
+                    r.unit,
+                    ns(r.ns[0]),
+                    ns(r.ns[1]),
+                    r.kmem[0],
+                    r.kmem[1]
+                );
+            } else {
+                println!(
+                    "| {} | {} | {} | {:.0} |",
+                    r.name,
+                    r.unit,
+                    ns(r.ns[0]),
+                    r.kmem[0]
+                );
+            }
+        }
+    }
+    if !harvest_rows.is_empty() {
+        let r = |v: Option<(f64, f64, f64)>, range: bool| match v {
+            Some((med, lo, hi)) if range => format!("**{med:.3}** ({lo:.3}–{hi:.3})"),
+            Some((med, _, _)) => format!("{med:.3}"),
+            None => "–".to_string(),
+        };
+        let t = |v: f64| {
+            if v.is_nan() {
+                "–".to_string()
+            } else {
+                format!("{v:.3}")
+            }
+        };
+        println!();
+        println!(
+            "| harvest workload | original loop ns/page | library loop ns/page | harvest ns/page \
+             | locked CAS ns/page | harvest/original loop (median, range of pairs) \
+             | harvest/library loop | harvest/locked CAS (median, range of pairs) \
+             | library/original loop |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for h in &harvest_rows {
             println!(
-                "| {} | {} | {} | {:.0} |",
-                r.name,
-                r.unit,
-                ns(r.ns[0]),
-                r.kmem[0]
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                h.name,
+                t(h.ns[0]),
+                t(h.ns[1]),
+                t(h.ns[2]),
+                t(h.ns[3]),
+                r(h.ratios[0], true),
+                r(h.ratios[1], false),
+                r(h.ratios[2], true),
+                r(h.ratios[3], false),
             );
         }
     }

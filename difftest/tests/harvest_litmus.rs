@@ -1,0 +1,644 @@
+//! The litmus test of the accessed/dirty barrier (`ctest/c/test_litmus.c`)
+//! with `vmm_gpt_harvest_dirty` as the scanner.
+//!
+//! `vmp_release()` in vmm_vm.c marks a page dirty after the page was
+//! written; with the opt-in extension, the migration scan that takes the
+//! dirty bits is one harvest, `vmspace_bits_operate()` calling
+//! `vmm_gpt_harvest_dirty(gpt, gpa, len, bitmap, RESET | BITMAP_OUT)`:
+//!
+//! ```text
+//! publisher:  page data word = t;  vmm_gpte_reset_dirty(ptep, true)
+//! scanner:    n = vmm_gpt_harvest_dirty(gpt, gpa, len, bitmap, RESET | BITMAP_OUT);
+//!             if (the page's bit of bitmap) copy = word
+//! ```
+//!
+//! Each trial starts with the page's dirty bit already set (as the hardware
+//! sets it) and the word old: then only the publisher's locked
+//! compare-and-swap orders its store of the word before its look at the
+//! entry, and only the harvest's locked read-modify-write orders its take
+//! of the bit before the scanner's read of the word.  A lost dirty page:
+//! after both threads finished a trial, the bit is clear and the scanner
+//! did not copy the new word (the next scan would not see the page, and
+//! the copy is stale).  The scanner alternates two harvests: of the page
+//! alone (`PAGESIZE`), and of a 32-page range around it that crosses a
+//! leaf-table boundary, with another dirty page before it (in the other
+//! leaf table), a clean mapped page after it and an unmapped one last; for
+//! both, the returned count and the whole bitmap (written over a pattern
+//! each trial) must say exactly what was dirty.
+//!
+//! The timing is test_litmus.c's (a barrier per half-trial, each side's
+//! start moved by 0 or 1 pause), with one addition: the harvest walks from
+//! the root (and, for the range, along 29 entries and into the next table)
+//! before it reaches the entry, so the publisher starts after a random 0 to
+//! [`SPREAD`] steps of an empty loop (0 to about 110 ns on the 2-CPU test
+//! machine), which puts its store and its look at the entry around the
+//! harvest's take for some trials of both shapes.  Without it the control
+//! lost about 1 trial in 10^5 with the page alone and none with the range;
+//! with it, about 1 in 4000 of each.  The page is near the end of the
+//! range for the same reason: the less the harvest does after its take,
+//! the less time the publisher's store has to become visible before the
+//! scanner reads the word.
+//!
+//! Every opt-in copy linked ([`vmm_gpt_impls::harvests`]: the staticlib of
+//! the feature `harvest-dirty`, the kernel objects of `build.sh --harvest`)
+//! runs `VMM_GPT_LITMUS_TRIALS` trials per PTE format, its own
+//! `vmm_gpte_reset_dirty` as the publisher, and must lose none.  Then the
+//! control: the same scanner against a publisher that skips the
+//! compare-and-swap when the bit is already set (a plain load, no store, as
+//! the library once did and `test_litmus.c`'s control does) must lose at
+//! least one page on a machine with two CPUs or more, which shows that the
+//! test can see the loss it is for (it stops after [`CONTROL_ENOUGH`]
+//! losses, at least one with each harvest; with one CPU it runs but cannot
+//! fail).  Each phase is bounded in time and fails with a message beyond
+//! its limit.  The whole test took 2 s on the idle 2-CPU test machine, and
+//! about 30 to 50 s with a busy loop on one of its CPUs (the losses of the
+//! control then fall to about 1 in 20 000 trials).
+//!
+//! | variable | default | |
+//! | --- | --- | --- |
+//! | `VMM_GPT_LITMUS_TRIALS` | 1000000 | trials per copy and format (control: the same, at most) |
+//! | `VMM_GPT_LITMUS_LIMIT_S` | 120 | seconds per phase before it fails |
+//!
+//! Without an opt-in copy linked the test skips, and fails instead under
+//! `VMM_GPT_REQUIRE_HARVEST=1` (CI).  It needs no original.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::env;
+use std::ffi::c_uint;
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_t};
+use vmm_gpt_difftest::{impls, program, Format, GIB, MIB, PAGE};
+use vmm_gpt_harness::{set_domain, Gpt, MTRR_WB, PROT_ALL};
+use vmm_gpt_impls::{Api, Harvest, HarvestFn};
+
+const NAME: &str = "harvest_litmus";
+
+/// `VMM_GPT_HARVEST_*` of `include/sys/vmm_gpt_ext.h`.
+const RESET: c_uint = 1;
+const BITMAP_OUT: c_uint = 4;
+
+/// The control stops once it lost this many, at least one with each
+/// harvest shape.
+const CONTROL_ENOUGH: u64 = 40;
+
+/// The publisher's start moves by a random 0 to `SPREAD - 1` steps of an
+/// empty loop (module comment).
+const SPREAD: u64 = 200;
+
+/// The 32-page range of the multi-page harvest: from 24 pages below a
+/// leaf-table boundary (2 MiB) past 1 GiB to 8 pages above it.
+const RANGE: u64 = GIB + 2 * MIB - 24 * PAGE;
+const RANGE_PAGES: u64 = 32;
+/// The page under test: page 29 of the range, in the second leaf table.
+const TARGET_INDEX: u64 = 29;
+const TARGET: u64 = RANGE + TARGET_INDEX * PAGE;
+/// Dirtied by the scanner each trial too, before the target in the
+/// harvest's order (in the first leaf table).
+const NEIGHBOR_INDEX: u64 = 3;
+/// Never mapped (its entry is zero: clean); page 30 is mapped and clean.
+const HOLE_INDEX: u64 = 31;
+
+/// The two harvests the scanner alternates: `(what, gpa, len, bit of the
+/// target, the other pages found dirty)`.
+const SHAPES: [(&str, u64, u64, u64, u64); 2] = [
+    ("the page alone", TARGET, PAGE, 0, 0),
+    (
+        "32 pages around it",
+        RANGE,
+        RANGE_PAGES * PAGE,
+        TARGET_INDEX,
+        1 << NEIGHBOR_INDEX,
+    ),
+];
+
+/// `vmm_gpte_reset_dirty`'s type: the copy's, or the control's.
+type ResetFn = unsafe extern "C" fn(*mut vmm_gpt_entry_t, bool) -> bool;
+
+/// A value on a cache line of its own.
+#[repr(align(64))]
+struct Line<T>(T);
+
+/// What both threads share for one phase, laid out as test_litmus.c's
+/// `litmus_t`: the settings, the word's line, the barrier's line.
+#[repr(C)]
+struct Litmus<'a> {
+    /// The page's leaf entry, in a live leaf table.
+    target: &'a AtomicU64,
+    /// The neighbor's.
+    neighbor: &'a AtomicU64,
+    /// The format's dirty bit.
+    dirty: u64,
+    gpt: *mut vmm_gpt_t,
+    harvest: HarvestFn,
+    reset: ResetFn,
+    trials: u64,
+    /// Losses to stop at, one per shape at least (0: none).
+    enough: u64,
+    limit: Duration,
+    /// The page's data word.
+    word: Line<AtomicU64>,
+    sync: Line<Barrier>,
+}
+
+/// The barrier: arrivals (2 per phase, 2 phases per trial; 32 bits, for
+/// futex()), threads asleep in it, and the abort flag.
+struct Barrier {
+    arrived: AtomicU32,
+    sleepers: AtomicU32,
+    abort: AtomicBool,
+}
+
+// SAFETY: the raw GPT pointer is only passed to the copy's harvest, which
+// runs concurrently with entry updates by design (under the VM's read
+// lock in the kernel); the GPT outlives both threads (scoped), and nothing
+// changes its tables meanwhile.
+unsafe impl Sync for Litmus<'_> {}
+
+/// What a phase found.
+#[derive(Default)]
+struct Outcome {
+    /// Trials completed.
+    done: u64,
+    /// Lost dirty pages, per shape.
+    lost: [u64; 2],
+    /// The first trial that lost one, or 0.
+    first_lost: u64,
+    /// The first trial whose count or bitmap was wrong.
+    wrong: Option<String>,
+    seconds: f64,
+}
+
+fn futex_wait(addr: &AtomicU32, val: u32) {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 10_000_000,
+    };
+    // SAFETY: FUTEX_WAIT on a live 32-bit atomic of ours, with a timeout;
+    // it only reads the word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+fn futex_wake(addr: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a live 32-bit atomic of ours.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+impl Litmus<'_> {
+    /// Arrives at barrier `phase` (1-based: trial t has phases 2t - 1,
+    /// before the operations, and 2t, after them) and waits for the other
+    /// thread; false when the run was aborted.  It spins, so that both
+    /// threads leave it together on two CPUs, and after a while sleeps
+    /// until the other arrives (test_litmus.c's barrier).
+    fn barrier(&self, phase: u64) -> bool {
+        let arrived = &self.sync.0.arrived;
+        let want = (2 * phase) as u32;
+        if arrived.fetch_add(1, Ordering::SeqCst).wrapping_add(1) >= want {
+            if self.sync.0.sleepers.load(Ordering::SeqCst) != 0 {
+                futex_wake(arrived);
+            }
+            return true;
+        }
+        for _ in 0..1000 {
+            if arrived.load(Ordering::Acquire) >= want {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        self.sync.0.sleepers.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let v = arrived.load(Ordering::SeqCst);
+            if v >= want {
+                break;
+            }
+            if self.sync.0.abort.load(Ordering::Relaxed) {
+                self.sync.0.sleepers.fetch_sub(1, Ordering::SeqCst);
+                return false;
+            }
+            futex_wait(arrived, v);
+        }
+        self.sync.0.sleepers.fetch_sub(1, Ordering::SeqCst);
+        true
+    }
+
+    /// The publisher: write the word, then mark the page dirty.
+    fn publisher(&self) {
+        let mut rng = vmm_gpt_harness::Rng(0x9e37_79b9_7f4a_7c15);
+        for t in 1..=self.trials {
+            if !self.barrier(2 * t - 1) {
+                break;
+            }
+            // Somewhere in the harvest's way to the entry (see SPREAD).
+            for i in 0..(rng.next() >> 20) % SPREAD {
+                std::hint::black_box(i);
+            }
+            jitter(&mut rng);
+            self.word.0.store(t, Ordering::Relaxed);
+            // Only the CPU may move the store past the reset's look at the
+            // entry (the store buffer), not the compiler.
+            compiler_fence(Ordering::SeqCst);
+            // SAFETY: the target's entry, in a live leaf table; the reset
+            // is the copy's (or the control's), atomic on the entry.
+            unsafe { (self.reset)(self.target.as_ptr(), true) };
+            if !self.barrier(2 * t) {
+                break;
+            }
+        }
+    }
+
+    /// The scanner, which also sets each trial up (the word old, the dirty
+    /// bits set as the hardware sets them, the bitmap a pattern) and judges
+    /// it once both are done.
+    fn scanner(&self) -> Outcome {
+        let mut rng = vmm_gpt_harness::Rng(0x2545_f491_4f6c_dd1d);
+        let start = Instant::now();
+        let mut out = Outcome::default();
+        for t in 1..=self.trials {
+            let shape = (t % 2) as usize;
+            let (_, gpa, len, bit, others) = SHAPES[shape];
+            let pattern = if t & 2 != 0 { 0xff } else { 0 };
+            let mut bitmap = [pattern; (RANGE_PAGES / 8) as usize];
+            let mut copy = 0;
+
+            self.word.0.store(0, Ordering::Relaxed);
+            self.target.fetch_or(self.dirty, Ordering::SeqCst);
+            if others != 0 {
+                self.neighbor.fetch_or(self.dirty, Ordering::SeqCst);
+            }
+            if !self.barrier(2 * t - 1) {
+                break;
+            }
+            jitter(&mut rng);
+            // SAFETY: a live GPT of the copy, its format installed; the
+            // bitmap has a bit for every page of the range (32 at most).
+            let found = unsafe {
+                (self.harvest)(
+                    self.gpt,
+                    gpa,
+                    len as usize,
+                    bitmap.as_mut_ptr(),
+                    RESET | BITMAP_OUT,
+                )
+            };
+            compiler_fence(Ordering::SeqCst);
+            let took = bitmap[(bit / 8) as usize] & (1 << (bit % 8)) != 0;
+            if took {
+                copy = self.word.0.load(Ordering::Relaxed);
+            }
+            if !self.barrier(2 * t) {
+                break;
+            }
+
+            let pte = self.target.load(Ordering::SeqCst);
+            if pte & self.dirty == 0 && copy != t {
+                if out.lost[0] + out.lost[1] == 0 {
+                    out.first_lost = t;
+                }
+                out.lost[shape] += 1;
+            }
+            // Exactly the pages dirty at the harvest, the target if it
+            // took it and the neighbor in the range, written over the
+            // pattern; the bits of no other page touched.
+            let visited = ((1u64 << (len / PAGE)) - 1) as u32;
+            let dirty_bits = others as u32 | (u32::from(took) << bit);
+            let expected = (u32::from_le_bytes([pattern; 4]) & !visited) | dirty_bits;
+            if out.wrong.is_none()
+                && (u32::from_le_bytes(bitmap) != expected
+                    || found != dirty_bits.count_ones() as usize
+                    || self.neighbor.load(Ordering::SeqCst) & self.dirty != 0)
+            {
+                out.wrong = Some(format!(
+                    "trial {t}, {}: returned {found}, bitmap {bitmap:02x?} (written over \
+                     0x{pattern:02x}), expected {:02x?} and {}; the neighbor's entry 0x{:x} \
+                     afterwards",
+                    SHAPES[shape].0,
+                    expected.to_le_bytes(),
+                    dirty_bits.count_ones(),
+                    self.neighbor.load(Ordering::SeqCst)
+                ));
+            }
+            out.done = t;
+            let enough = self.enough != 0
+                && out.lost.iter().all(|&l| l > 0)
+                && out.lost[0] + out.lost[1] >= self.enough;
+            if enough || (t % 4096 == 0 && start.elapsed() > self.limit) {
+                self.sync.0.abort.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        out.seconds = start.elapsed().as_secs_f64();
+        out
+    }
+}
+
+/// Moves this side's start by 0 or 1 pause (random), as test_litmus.c
+/// does: measured there, this spread makes the control lose the most.
+#[inline]
+fn jitter(rng: &mut vmm_gpt_harness::Rng) {
+    if (rng.next() >> 40) & 1 != 0 {
+        std::hint::spin_loop();
+    }
+}
+
+/// The format's dirty bit, for [`control_reset_dirty`].
+static CONTROL_DIRTY_BIT: AtomicU64 = AtomicU64::new(0);
+
+/// The old behaviour, for the control: a plain load, and no
+/// compare-and-swap at all when the bit already holds the requested value.
+/// Not inlined (and called through a pointer, as the copies' are), so that
+/// the compiler cannot move the caller's store of the word past its load:
+/// only the CPU's store buffer can.
+#[inline(never)]
+unsafe extern "C" fn control_reset_dirty(ptep: *mut vmm_gpt_entry_t, on: bool) -> bool {
+    let bit = CONTROL_DIRTY_BIT.load(Ordering::Relaxed);
+    // SAFETY: the caller passes a live, aligned entry; every access to it
+    // is atomic.
+    let e = unsafe { AtomicU64::from_ptr(ptep) };
+    let pte = e.load(Ordering::Acquire);
+    if (pte & bit != 0) == on {
+        return pte & bit != 0;
+    }
+    let old = if on {
+        e.fetch_or(bit, Ordering::SeqCst)
+    } else {
+        e.fetch_and(!bit, Ordering::SeqCst)
+    };
+    old & bit != 0
+}
+
+/// CPUs this process may run on.
+fn cpus_available() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
+    // fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set) as usize
+    }
+}
+
+/// The copy's format, installed until dropped (with the lock held).
+struct Installed(&'static Api);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        // SAFETY: the caller holds the process-wide lock and dropped every
+        // GPT of this copy first.
+        unsafe { (self.0.fini)() };
+    }
+}
+
+/// The GPT of one phase: the range populated, every page but the hole
+/// mapped; unmapped, vacated and freed when dropped.
+struct Tables {
+    gpt: Gpt,
+}
+
+impl Tables {
+    fn new(api: &'static Api) -> Tables {
+        let gpt = Gpt::alloc(api);
+        gpt.populate(RANGE, RANGE_PAGES * PAGE);
+        for i in (0..RANGE_PAGES).filter(|&i| i != HOLE_INDEX) {
+            let pte = gpt.leaf(RANGE + i * PAGE).expect("a populated page");
+            assert!(
+                pte.map_at(0x1000 + i, PROT_ALL, MTRR_WB),
+                "{}: map_at",
+                api.name
+            );
+        }
+        Tables { gpt }
+    }
+
+    /// The leaf entry of `gpa`, as an atomic, valid while `self` is.
+    fn entry(&self, gpa: u64) -> &AtomicU64 {
+        let pte = self.gpt.leaf(gpa).expect("a populated page");
+        // SAFETY: an aligned entry of a live leaf table, which lives until
+        // the GPT is vacated in drop (after every borrow of self ended);
+        // every access to it is atomic.
+        unsafe { AtomicU64::from_ptr(pte.addr() as *mut u64) }
+    }
+}
+
+impl Drop for Tables {
+    fn drop(&mut self) {
+        self.gpt.unmap_region(RANGE, RANGE_PAGES * PAGE);
+        self.gpt.vacate(RANGE, RANGE_PAGES * PAGE);
+    }
+}
+
+/// One phase: `trials` trials of `reset` against `h`'s harvest, in two
+/// threads.
+fn run_phase(
+    h: &Harvest,
+    format: Format,
+    reset: ResetFn,
+    trials: u64,
+    enough: u64,
+    limit: Duration,
+) -> (Outcome, Result<(), String>) {
+    let tables = Tables::new(h.api);
+    let target = tables.entry(TARGET);
+    let neighbor = tables.entry(RANGE + NEIGHBOR_INDEX * PAGE);
+    let dirty = format.bit_dirty();
+    let mapped = target.load(Ordering::SeqCst);
+    let lm = Litmus {
+        target,
+        neighbor,
+        dirty,
+        gpt: tables.gpt.as_ptr(),
+        harvest: h.harvest_dirty,
+        reset,
+        trials,
+        enough,
+        limit,
+        word: Line(AtomicU64::new(0)),
+        sync: Line(Barrier {
+            arrived: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            abort: AtomicBool::new(false),
+        }),
+    };
+    let out = std::thread::scope(|s| {
+        s.spawn(|| lm.publisher());
+        s.spawn(|| lm.scanner()).join().expect("the scanner")
+    });
+    // Nothing but the dirty bits ever changed.
+    let now = target.load(Ordering::SeqCst);
+    let check = if now & !dirty != mapped & !dirty {
+        Err(format!(
+            "the target entry went from 0x{mapped:x} to 0x{now:x}: more than its dirty bit \
+             changed"
+        ))
+    } else {
+        Ok(())
+    };
+    (out, check)
+}
+
+/// One copy, one format: the copy must lose nothing; the control must
+/// lose something (on two CPUs).  Returns (passed, failed) checks.
+fn run_copy(h: &Harvest, format: Format, trials: u64, limit: Duration) -> (u64, u64) {
+    let _lock = vmm_gpt_harness::exclusive();
+    set_domain(h.api.domain);
+    // SAFETY: the process-wide lock is held; nothing is installed in the
+    // copy (every user uninstalls before releasing the lock).
+    let ok = unsafe { (h.api.init)(format.pte_impl()) };
+    assert!(ok, "{}: vmm_gpt_init refused the format", h.api.name);
+    let _installed = Installed(h.api);
+    let (mut passed, mut failed) = (0, 0);
+    let mut fail = |msg: String| {
+        println!("{NAME}: FAILED: {}, {format:?}: {msg}", h.api.name);
+        failed += 1;
+    };
+
+    let (out, check) = run_phase(h, format, h.api.reset_dirty, trials, 0, limit);
+    println!(
+        "{NAME}: {}, {format:?}: {} trials in {:.2} s, {} lost dirty pages ({} {}, {} {})",
+        h.api.name,
+        out.done,
+        out.seconds,
+        out.lost[0] + out.lost[1],
+        out.lost[0],
+        SHAPES[0].0,
+        out.lost[1],
+        SHAPES[1].0,
+    );
+    let mut ok = true;
+    if out.done != trials {
+        ok = false;
+        fail(format!(
+            "only {} of {trials} trials in {:.0} s (the limit, VMM_GPT_LITMUS_LIMIT_S): is the \
+             machine that busy?",
+            out.done,
+            limit.as_secs_f64()
+        ));
+    }
+    if out.lost != [0, 0] {
+        ok = false;
+        fail(format!(
+            "{} of {} trials lost a dirty page (the first: trial {}): the harvest and the \
+             reset(true) must each be a full barrier on the entry, as the original's \
+             atomic_cas_64",
+            out.lost[0] + out.lost[1],
+            out.done,
+            out.first_lost
+        ));
+    }
+    if let Some(w) = out.wrong {
+        ok = false;
+        fail(format!("a harvest reported wrongly: {w}"));
+    }
+    if let Err(e) = check {
+        ok = false;
+        fail(e);
+    }
+    if ok {
+        passed += 1;
+    }
+
+    // The control: the old publisher loses pages against the same scanner.
+    CONTROL_DIRTY_BIT.store(format.bit_dirty(), Ordering::Relaxed);
+    let (out, check) = run_phase(
+        h,
+        format,
+        control_reset_dirty,
+        trials,
+        CONTROL_ENOUGH,
+        limit,
+    );
+    let cpus = cpus_available();
+    let lost = out.lost[0] + out.lost[1];
+    println!(
+        "{NAME}: control (no compare-and-swap when the bit is already set), {}, {format:?}: {} \
+         trials in {:.2} s, {lost} lost dirty pages ({:.3}%; {} {}, {} {}), on {cpus} CPUs",
+        h.api.name,
+        out.done,
+        out.seconds,
+        100.0 * lost as f64 / out.done.max(1) as f64,
+        out.lost[0],
+        SHAPES[0].0,
+        out.lost[1],
+        SHAPES[1].0,
+    );
+    let mut ok = true;
+    if cpus < 2 {
+        println!("{NAME}: control: one CPU, where the loss cannot happen: not judged");
+    } else if lost == 0 {
+        ok = false;
+        fail(format!(
+            "control: the old publisher lost no dirty page in {} trials ({:.0} s) on {cpus} \
+             CPUs: the test cannot see the loss it is for",
+            out.done, out.seconds
+        ));
+    }
+    if let Some(w) = out.wrong {
+        ok = false;
+        fail(format!("control: a harvest reported wrongly: {w}"));
+    }
+    if let Err(e) = check {
+        ok = false;
+        fail(format!("control: {e}"));
+    }
+    if ok {
+        passed += 1;
+    }
+    set_domain(0);
+    (passed, failed)
+}
+
+fn main() {
+    program::answer_list(NAME);
+    let trials = program::env_u64(NAME, "VMM_GPT_LITMUS_TRIALS", 1_000_000).max(1);
+    let limit = Duration::from_secs(program::env_u64(NAME, "VMM_GPT_LITMUS_LIMIT_S", 120));
+    let copies = impls::harvests();
+    if copies.is_empty() {
+        let why = "no opt-in build is linked (VMM_GPT_HARVEST_STATICLIB, \
+                   VMM_GPT_KERNEL_OBJECT_HARVEST[_DEBUG]: scripts/test.sh sets them)";
+        if env::var("VMM_GPT_REQUIRE_HARVEST").is_ok_and(|v| v == "1") {
+            println!("{NAME}: VMM_GPT_REQUIRE_HARVEST=1, but {why}");
+            program::close(NAME, 0, 1, 0);
+        }
+        println!("{NAME}: {why}: skipped");
+        program::close(NAME, 0, 0, 1);
+    }
+    let start = Instant::now();
+    let (mut passed, mut failed) = (0, 0);
+    for h in &copies {
+        for format in Format::ALL {
+            let (p, f) = run_copy(h, format, trials, limit);
+            passed += p;
+            failed += f;
+        }
+    }
+    println!(
+        "{NAME}: {} copies x 2 formats in {:.1} s",
+        copies.len(),
+        start.elapsed().as_secs_f64()
+    );
+    program::close(NAME, passed, failed, 0);
+}
