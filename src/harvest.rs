@@ -99,39 +99,75 @@ impl Harvest {
         e.fetch_and(!self.dirty, Ordering::SeqCst) & self.dirty != 0
     }
 
-    /// The pages of one bitmap byte: entries `first[0..]` at the bits set
-    /// in `covered` (consecutive bits, the first at `lo`), against the byte
-    /// at `byte` (NULL without bitmap flags).  Returns the bits found
-    /// dirty among those visited.
+    /// Eight consecutive entries from `first`, the pages of one whole
+    /// bitmap byte: bit `i` of the result is whether page `i` was dirty.
+    /// The common case, a clean byte, is eight loads and one test; only a
+    /// byte with a dirty page takes its pages one by one.
+    ///
+    /// Performance: this is what makes a clean harvest a plain scan of the
+    /// table (benches/README.md: about 4 instructions a page, against 15
+    /// for a page at a time and 113 for the loop over the original).
     #[inline(always)]
-    fn byte(self, first: *mut vmm_gpt_entry_t, lo: u32, covered: u8, byte: *mut u8) -> u8 {
+    fn eight(self, first: *mut vmm_gpt_entry_t) -> u8 {
+        let mut any = 0u64;
+        for i in 0..8 {
+            // SAFETY: entry i of the 8 the caller hands out, inside one
+            // leaf table; accessed atomically.
+            any |= pte::load(unsafe { pte::from_ptr(first.add(i)) });
+        }
+        if any & self.dirty == 0 {
+            // Eight clean entries: each load linearizes its page's read,
+            // as the loop's query or clear-of-clear reset does.
+            return 0;
+        }
+        let mut found = 0u8;
+        for i in 0..8 {
+            // SAFETY: as above.
+            found |= u8::from(self.take(unsafe { first.add(i) })) << i;
+        }
+        found
+    }
+
+    /// The pages of one bitmap byte that the run covers only in part, or
+    /// that `BITMAP_IN` filters: `take` entries from `first`, at bits `lo`
+    /// to `lo + take - 1` (`covered`) of the byte at `byte`.  Visits the
+    /// covered pages (with `BITMAP_IN`, those whose bit is set), writes
+    /// their bits with `BITMAP_OUT` (leaving the byte's other bits), and
+    /// returns the bits found dirty.
+    #[inline(always)]
+    fn partial(
+        self,
+        first: *mut vmm_gpt_entry_t,
+        lo: u32,
+        take: u32,
+        covered: u8,
+        byte: *mut u8,
+    ) -> u8 {
+        let mut found = 0u8;
         let visit = if self.bitmap_in {
             // SAFETY: the caller checked `byte` is inside the bitmap,
             // which the C contract makes readable.
-            covered & unsafe { byte.read() }
-        } else {
-            covered
-        };
-        let mut found = 0u8;
-        if !self.bitmap_in {
-            // Every covered page: a straight loop.
-            for bit in lo..lo + covered.count_ones() {
-                // SAFETY: as below.
+            let visit = covered & unsafe { byte.read() };
+            let mut bits = visit;
+            while bits != 0 {
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                // SAFETY: bit `bit` of `covered` is page `bit - lo` of the
+                // caller's `take` entries, inside their leaf table.
                 if self.take(unsafe { first.add((bit - lo) as usize) }) {
                     found |= 1 << bit;
                 }
             }
-        }
-        let mut bits = if self.bitmap_in { visit } else { 0 };
-        while bits != 0 {
-            let bit = bits.trailing_zeros();
-            bits &= bits - 1;
-            // SAFETY: bit `bit` of `covered` is page `bit - lo` of the run
-            // handed to the caller, inside its leaf table.
-            if self.take(unsafe { first.add((bit - lo) as usize) }) {
-                found |= 1 << bit;
+            visit
+        } else {
+            for i in 0..take {
+                // SAFETY: entry i of the caller's `take`.
+                if self.take(unsafe { first.add(i as usize) }) {
+                    found |= 1 << (lo + i);
+                }
             }
-        }
+            covered
+        };
         if self.bitmap_out {
             // SAFETY: as the read above; the C contract makes the bitmap
             // writable when BITMAP_OUT is asked for.
@@ -198,17 +234,40 @@ pub unsafe fn harvest_dirty(
         let mut done = 0usize;
         while done < n {
             let lo = (bit % 8) as u32;
-            let take = core::cmp::min(8 - lo as usize, n - done);
+            if lo == 0 && !h.bitmap_in {
+                // Whole bytes, eight pages each, every bit written (with
+                // no BITMAP_IN, BITMAP_OUT is set and each bit is its
+                // page's value).
+                while n - done >= 8 {
+                    // SAFETY: pages done..done + 8 of the run, inside its
+                    // leaf table.
+                    let found = h.eight(unsafe { first.add(done) });
+                    // SAFETY: byte bit / 8 of the bitmap, which holds the
+                    // bits of the range's pages (gpa + i * PAGESIZE < addr
+                    // + len, so bit < ceil(len / PAGESIZE)); writable with
+                    // BITMAP_OUT (the C contract).
+                    unsafe { bitmap.add((bit / 8) as usize).write(found) };
+                    if found != 0 {
+                        count += found.count_ones() as usize;
+                    }
+                    done += 8;
+                    bit += 8;
+                }
+                if done == n {
+                    break;
+                }
+            }
+            let take = core::cmp::min(8 - lo, (n - done) as u32);
             let covered = (((1u16 << take) - 1) as u8) << lo;
-            // SAFETY: byte bit / 8 of the bitmap, which holds the bits of
-            // the range's pages: bit < ceil(len / PAGESIZE) since gpa + i *
-            // PAGESIZE < addr + len.
+            // SAFETY: byte bit / 8 of the bitmap, as above.
             let byte = unsafe { bitmap.add((bit / 8) as usize) };
             // SAFETY: page `done` of the run, inside its leaf table.
-            let found = h.byte(unsafe { first.add(done) }, lo, covered, byte);
-            count += found.count_ones() as usize;
-            done += take;
-            bit += take as u64;
+            let found = h.partial(unsafe { first.add(done) }, lo, take, covered, byte);
+            if found != 0 {
+                count += found.count_ones() as usize;
+            }
+            done += take as usize;
+            bit += u64::from(take);
         }
     });
     kernel::no_tail(count)
