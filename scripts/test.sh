@@ -109,13 +109,14 @@ export VMM_GPT_RELEASE_STATICLIB="$PWD/target/release/libvmm_gpt.a"
 step cargo test
 cargo test --workspace
 
-step "cargo test -p vmm-gpt-difftest with the C under ASan and UBSan"
-# The differential tests again, the C sides (kernel stand-in, original)
-# compiled with -fsanitize=address,undefined, in a target directory of
+step "cargo test -p vmm-gpt-difftest -p vmm-gpt-consumer with the C under ASan and UBSan"
+# The differential tests and the real-consumer tests again, the C sides
+# (kernel stand-in, original, vmm_vm.c and its driver) compiled with
+# -fsanitize=address,undefined, in a target directory of
 # their own.  Their valgrind test skips itself here: valgrind and ASan do
 # not mix.
 VMM_GPT_SANITIZE=1 VMM_GPT_DIFF_OPS="${VMM_GPT_SANITIZE_OPS:-1000000}" \
-    cargo test -p vmm-gpt-difftest --target-dir target/sanitize
+    cargo test -p vmm-gpt-difftest -p vmm-gpt-consumer --target-dir target/sanitize
 
 step "the checked-in headers are what cbindgen makes (tools/headers)"
 cargo run -q -p vmm-gpt-headers -- --check

@@ -423,7 +423,7 @@ struct ScanGuest {
 }
 
 /// The installed format and everything the workloads share; holds the
-/// difftest crate's process-wide lock (hot-patching is global) until
+/// harness's process-wide lock (`vmm_gpt_harness::exclusive`; hot-patching is global) until
 /// dropped, which uninstalls the format again.
 pub struct Bench {
     scale: Scale,
