@@ -492,6 +492,38 @@ pub fn close(name: &str, failed: usize, skipped: usize) -> ! {
     std::process::exit(0);
 }
 
+/// The body of the `sequential` and `concurrent` tests: every available
+/// pair (a missing copy that is required fails, others are skipped) over
+/// one run per format and seed (`seeds` from `first`), each `Params` from
+/// `params(format, seed)`; `VMM_GPT_CONSUMER_LIMIT` seconds (default 120)
+/// before a run counts as hung.  Ends the program with the closing line.
+pub fn run_test(name: &str, first: u64, seeds: u64, params: impl Fn(Format, u64) -> Params) -> ! {
+    let (pairs, skipped) = available_pairs();
+    let mut failed = 0;
+    for (why, required) in &skipped {
+        if *required {
+            println!("FAIL (required): {why}");
+            failed += 1;
+        } else {
+            println!("skipped: {why}");
+        }
+    }
+    if !MISSING.is_empty() || pairs.is_empty() {
+        close(name, failed, skipped.len());
+    }
+    let limit = Duration::from_secs(env_u64("VMM_GPT_CONSUMER_LIMIT", 120));
+    let runs: Vec<Params> = Format::ALL
+        .into_iter()
+        .flat_map(|format| (first..first + seeds).map(move |seed| (format, seed)))
+        .map(|(format, seed)| params(format, seed))
+        .collect();
+    for p in &pairs {
+        println!("comparing: {}", p.what);
+    }
+    failed += compare_all(&runs, &pairs, limit);
+    close(name, failed, skipped.len());
+}
+
 /// Runs `params` over every copy the available pairs need, compares
 /// each pair, and returns the number of failures (each printed).
 pub fn compare_all(params: &[Params], pairs: &[&Pair], limit: Duration) -> usize {

@@ -17,50 +17,22 @@
 //! | `VMM_GPT_CONSUMER_JOBS` | CPUs | runs at once |
 //! | `VMM_GPT_CONSUMER_LIMIT` | 120 | seconds before a run counts as hung |
 
-use std::time::Duration;
-
-use vmm_gpt_consumer::{
-    available_pairs, close, compare_all, env_u64, Format, Mode, Params, MISSING,
-};
+use vmm_gpt_consumer::{env_u64, run_test, Mode, Params};
 
 const NAME: &str = "consumer concurrent";
 
 fn main() {
-    let (pairs, skipped) = available_pairs();
-    let mut failed = 0;
-    for (why, required) in &skipped {
-        if *required {
-            println!("FAIL (required): {why}");
-            failed += 1;
-        } else {
-            println!("skipped: {why}");
-        }
-    }
-    if !MISSING.is_empty() || pairs.is_empty() {
-        close(NAME, failed, skipped.len());
-    }
     let seeds = env_u64("VMM_GPT_CONSUMER_THREAD_SEEDS", 4);
     let first = env_u64("VMM_GPT_CONSUMER_SEED", 1);
     let accesses = env_u64("VMM_GPT_CONSUMER_ACCESSES", 5000) as u32;
     let vcpus = env_u64("VMM_GPT_CONSUMER_VCPUS", 2) as u32;
     let devices = env_u64("VMM_GPT_CONSUMER_DEVICES", 2) as u32;
-    let limit = Duration::from_secs(env_u64("VMM_GPT_CONSUMER_LIMIT", 120));
-    let mut params = Vec::new();
-    for format in Format::ALL {
-        for seed in first..first + seeds {
-            params.push(Params {
-                format,
-                mode: Mode::Concurrent,
-                seed,
-                ops: accesses,
-                vcpus,
-                devices,
-            });
-        }
-    }
-    for p in &pairs {
-        println!("comparing: {}", p.what);
-    }
-    failed += compare_all(&params, &pairs, limit);
-    close(NAME, failed, skipped.len());
+    run_test(NAME, first, seeds, |format, seed| Params {
+        format,
+        mode: Mode::Concurrent,
+        seed,
+        ops: accesses,
+        vcpus,
+        devices,
+    })
 }
