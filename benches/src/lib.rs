@@ -242,7 +242,8 @@ impl Workload {
 /// `VMM_GPT_HARVEST_RESET | VMM_GPT_HARVEST_BITMAP_OUT`
 /// (`include/sys/vmm_gpt_ext.h`): `VBO_RESET_DIRTY` with
 /// `VBO_FLAG_BITMAP_OUT`, what live migration asks for.
-pub const HARVEST_RESET_BITMAP_OUT: std::ffi::c_uint = 1 | 4;
+pub const HARVEST_RESET_BITMAP_OUT: std::ffi::c_uint =
+    vmm_gpt_harness::HARVEST_RESET | vmm_gpt_harness::HARVEST_BITMAP_OUT;
 
 /// The opt-in staticlib (`VMM_GPT_HARVEST_STATICLIB` at build time,
 /// `hv_*`), whose `vmm_gpt_harvest_dirty` the harvest workloads measure.
@@ -993,7 +994,11 @@ impl Bench {
             }
         }
         let (t, found) = timed(|| match scan {
-            Scan::OriginalLoop | Scan::LibraryLoop => bits_loop(&g.gpt, BASE, len, &mut bitmap),
+            Scan::OriginalLoop | Scan::LibraryLoop => {
+                g.gpt
+                    .bits_operate(BASE, len, &mut bitmap, HARVEST_RESET_BITMAP_OUT)
+                    as u64
+            }
             // SAFETY: a live GPT of the opt-in staticlib, its format
             // installed; the bitmap has a bit for every page of the range.
             Scan::Harvest => unsafe {
@@ -1027,29 +1032,6 @@ impl Bench {
         set_domain(0);
         self.sample(t, pages, kmem_bytes, len)
     }
-}
-
-/// `vmspace_bits_operate()`'s loop for `VBO_RESET_DIRTY |
-/// VBO_FLAG_BITMAP_OUT` (vmm_vm.c), over `g`'s iterator and
-/// `vmm_gpte_reset_dirty`: returns the pages found dirty.  (The C loop also
-/// tests its loop-invariant flags and a NULL entry per page; here the
-/// bitmap index is bounds-checked instead.)
-#[inline]
-fn bits_loop(g: &Gpt, gpa: u64, len: u64, bitmap: &mut [u8]) -> u64 {
-    let mut found = 0u64;
-    g.for_each_leaf(gpa, len, |entry_gpa, pte| {
-        let pfn_offset = (entry_gpa - gpa) >> 12;
-        let bit_offset = (pfn_offset / 8) as usize;
-        let bit_mask = 1u8 << (pfn_offset % 8);
-        let value = pte.reset_dirty(false);
-        found += u64::from(value);
-        if value {
-            bitmap[bit_offset] |= bit_mask;
-        } else {
-            bitmap[bit_offset] &= !bit_mask;
-        }
-    });
-    found
 }
 
 /// The locked floor ([`Scan::LockedCas`]): every leaf table of `[gpa, gpa +

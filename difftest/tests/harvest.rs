@@ -50,10 +50,9 @@ use vmm_gpt_impls::{Api, Harvest, HarvestFn};
 
 const NAME: &str = "harvest";
 
-/// `VMM_GPT_HARVEST_*` of `include/sys/vmm_gpt_ext.h`.
-const RESET: u32 = 1;
-const BITMAP_IN: u32 = 2;
-const BITMAP_OUT: u32 = 4;
+use vmm_gpt_harness::{
+    HARVEST_BITMAP_IN as BITMAP_IN, HARVEST_BITMAP_OUT as BITMAP_OUT, HARVEST_RESET as RESET,
+};
 
 /// Guard bytes on each side of a bitmap.
 const GUARD: usize = 16;
@@ -98,39 +97,6 @@ impl Side {
         }
         v
     }
-}
-
-/// `vmspace_bits_operate()`'s loop for `VBO_GET_DIRTY` / `VBO_RESET_DIRTY`,
-/// over `gpt`'s iterator and A/D functions; `bitmap` starts at the bitmap
-/// (a Rust slice: an index the loop would write out of bounds panics here
-/// rather than corrupt).  Returns the pages whose value was true.
-fn the_loop(gpt: &Gpt, gpa: u64, len: u64, bitmap: &mut [u8], flags: u32) -> usize {
-    let bit_input = flags & BITMAP_IN != 0;
-    let bit_output = flags & BITMAP_OUT != 0;
-    let mut found = 0;
-    gpt.for_each_leaf(gpa, len, |entry_gpa, pte| {
-        let offset = entry_gpa.wrapping_sub(gpa);
-        let pfn_offset = offset >> 12;
-        let bit_offset = (pfn_offset / 8) as usize;
-        let bit_mask = 1u8 << (pfn_offset % 8);
-        if bit_input && bitmap[bit_offset] & bit_mask == 0 {
-            return;
-        }
-        let value = if flags & RESET != 0 {
-            pte.reset_dirty(false)
-        } else {
-            pte.query_dirty()
-        };
-        found += usize::from(value);
-        if bit_output {
-            if value {
-                bitmap[bit_offset] |= bit_mask;
-            } else {
-                bitmap[bit_offset] &= !bit_mask;
-            }
-        }
-    });
-    found
 }
 
 /// The bytes of a bitmap for `[gpa, gpa + len)`: one bit per page the
@@ -303,7 +269,7 @@ fn run_pair(
                     )
                 };
                 set_domain(reference.domain);
-                let want = the_loop(&b.gpt, gpa, len, &mut bm_b[GUARD..], flags);
+                let want = b.gpt.bits_operate(gpa, len, &mut bm_b[GUARD..], flags);
                 harvests += 1;
                 pages_seen += want as u64;
                 let what = || {

@@ -66,7 +66,6 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::env;
-use std::ffi::c_uint;
 use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -77,9 +76,7 @@ use vmm_gpt_impls::{Api, Harvest, HarvestFn};
 
 const NAME: &str = "harvest_litmus";
 
-/// `VMM_GPT_HARVEST_*` of `include/sys/vmm_gpt_ext.h`.
-const RESET: c_uint = 1;
-const BITMAP_OUT: c_uint = 4;
+use vmm_gpt_harness::{HARVEST_BITMAP_OUT as BITMAP_OUT, HARVEST_RESET as RESET};
 
 /// The control stops once it lost this many, at least one with each
 /// harvest shape.

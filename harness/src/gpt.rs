@@ -109,6 +109,41 @@ impl Gpt {
         out
     }
 
+    /// `vmspace_bits_operate()`'s loop (vmm_vm.c) for `VBO_GET_DIRTY` /
+    /// `VBO_RESET_DIRTY` with `flags` (`HARVEST_RESET`, `_BITMAP_IN`,
+    /// `_BITMAP_OUT`), over this implementation's iterator and A/D
+    /// functions: what `vmm_gpt_harvest_dirty` replaces.  `bitmap` starts at
+    /// the bitmap; an index the C loop would write out of bounds panics
+    /// here instead.  Returns the pages whose value was true.
+    #[inline]
+    pub fn bits_operate(&self, gpa: u64, len: u64, bitmap: &mut [u8], flags: u32) -> usize {
+        let bit_input = flags & crate::HARVEST_BITMAP_IN != 0;
+        let bit_output = flags & crate::HARVEST_BITMAP_OUT != 0;
+        let mut found = 0;
+        self.for_each_leaf(gpa, len, |entry_gpa, pte| {
+            let pfn_offset = entry_gpa.wrapping_sub(gpa) >> 12;
+            let bit_offset = (pfn_offset / 8) as usize;
+            let bit_mask = 1u8 << (pfn_offset % 8);
+            if bit_input && bitmap[bit_offset] & bit_mask == 0 {
+                return;
+            }
+            let value = if flags & crate::HARVEST_RESET != 0 {
+                pte.reset_dirty(false)
+            } else {
+                pte.query_dirty()
+            };
+            found += usize::from(value);
+            if bit_output {
+                if value {
+                    bitmap[bit_offset] |= bit_mask;
+                } else {
+                    bitmap[bit_offset] &= !bit_mask;
+                }
+            }
+        });
+        found
+    }
+
     /// `vmm_gpt_populate_region()`.
     pub fn populate(&self, addr: u64, len: u64) {
         // SAFETY: a live GPT, used by this thread only.

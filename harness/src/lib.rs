@@ -34,6 +34,14 @@ pub const PROT_WRITE: u32 = 2;
 pub const PROT_EXEC: u32 = 4;
 pub const PROT_ALL: u32 = PROT_READ | PROT_WRITE | PROT_EXEC;
 pub const PROT_RW: u32 = PROT_READ | PROT_WRITE;
+/// The flags of `vmm_gpt_harvest_dirty` (`VMM_GPT_HARVEST_*` of
+/// `include/sys/vmm_gpt_ext.h`, the library's opt-in extension, which the
+/// test crates' own link of the library leaves out), also those of
+/// [`Gpt::bits_operate`]: reset (`VBO_RESET_DIRTY`, else
+/// `VBO_GET_DIRTY`), bitmap in, bitmap out.
+pub const HARVEST_RESET: u32 = 1;
+pub const HARVEST_BITMAP_IN: u32 = 2;
+pub const HARVEST_BITMAP_OUT: u32 = 4;
 /// `MTRR_TYPE_UC` and `MTRR_TYPE_WB`, the memory types both formats accept.
 pub const MTRR_UC: u8 = 0;
 pub const MTRR_WB: u8 = 6;
