@@ -52,6 +52,7 @@ extern "C" {
     /// `void cmn_err(int, const char *, ...)`.
     pub fn cmn_err(level: c_int, fmt: *const c_char, ...);
     /// `void panic(const char *, ...)`: never returns.
+    #[cfg(not(test))]
     pub fn panic(fmt: *const c_char, ...) -> !;
 
     /// The hot-patched indirection stubs (`vmm_gpt_indirect.S`): each a
@@ -60,6 +61,18 @@ extern "C" {
     pub fn vmm_gpti_map_page(pfn: u64, prot: uint_t, attr: u8) -> u64;
     pub fn vmm_gpti_parse(pte: u64, pfnp: *mut pfn_t, protp: *mut uint_t) -> bool;
 }
+
+// In the unit tests `panic()` is a Rust panic that unwinds to the test
+// (`stand_in`), so it is declared as a function that may unwind.
+#[cfg(test)]
+extern "C-unwind" {
+    /// `void panic(const char *, ...)`: never returns.
+    pub fn panic(fmt: *const c_char, ...) -> !;
+}
+
+/// The kernel services above, defined for the unit tests.
+#[cfg(test)]
+pub mod stand_in;
 
 extern "C" {
     /// The kernel's retpoline thunk for an indirect transfer to `%rax`
@@ -233,3 +246,114 @@ macro_rules! concat_cstr {
 }
 
 pub(crate) use {concat_cstr, debug_verify, verify};
+
+#[cfg(test)]
+mod tests {
+    use super::stand_in::{format, take_messages};
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "vmm_gpt_x: bad thing")]
+    fn fail_formats_function_and_message() {
+        fail(c"vmm_gpt_x", c"bad thing")
+    }
+
+    #[test]
+    #[should_panic(expected = "f: msg 0xdeadbeef00000001")]
+    fn fail_value_prints_all_64_bits_in_hex() {
+        fail_value(c"f", c"msg", 0xdead_beef_0000_0001)
+    }
+
+    #[test]
+    #[should_panic(expected = "vmm_gpt_populate_region: addr 0x1234 is not page-aligned")]
+    fn fail_named_puts_the_value_between_name_and_message() {
+        fail_named(
+            c"vmm_gpt_populate_region",
+            c"addr",
+            0x1234,
+            c"is not page-aligned",
+        )
+    }
+
+    #[test]
+    #[should_panic(expected = "f: range 0xffff00000000 + 0x0 wraps")]
+    fn fail_range_prints_address_then_length() {
+        fail_range(c"f", 0xffff_0000_0000, 0, c"wraps")
+    }
+
+    #[test]
+    #[should_panic(expected = "g: VERIFY failed: 1 + 1 == 3")]
+    fn verify_names_the_condition() {
+        verify!(c"g", 1 + 1 == 3);
+    }
+
+    #[test]
+    fn verify_of_a_true_condition_does_nothing() {
+        verify!(c"g", 1 + 1 == 2);
+        debug_verify!(c"g", 2 > 1);
+    }
+
+    #[test]
+    #[cfg_attr(
+        vmm_gpt_debug,
+        should_panic(expected = "h: ASSERT failed: u64::MAX == 0")
+    )]
+    fn debug_verify_checks_only_in_debug_builds() {
+        debug_verify!(c"h", u64::MAX == 0);
+    }
+
+    #[test]
+    fn concat_cstr_is_nul_terminated() {
+        let s = concat_cstr!("a", "bc", stringify!(x == y));
+        assert_eq!(s.to_bytes_with_nul(), b"abcx == y\0");
+    }
+
+    #[test]
+    fn stand_in_format_conversions() {
+        let s = c"str";
+        // SAFETY: integer conversions only.
+        let out = unsafe { format(c"%d %ld %u".as_ptr(), &[u64::MAX, u64::MAX, u64::MAX]) };
+        assert_eq!(out, "-1 -1 4294967295");
+        // SAFETY: a string, NULL, and two integers.
+        let out = unsafe {
+            format(
+                c"%s %s %lx %x %%".as_ptr(),
+                &[s.as_ptr() as u64, 0, 0x1_0000_0000, 0x1_0000_00ff],
+            )
+        };
+        assert_eq!(out, "str <null> 100000000 ff %");
+    }
+
+    #[test]
+    #[should_panic(expected = "more conversions than argument registers")]
+    fn stand_in_format_refuses_arguments_it_was_not_given() {
+        // SAFETY: integer conversions only.
+        unsafe { format(c"%lx %lx".as_ptr(), &[1]) };
+    }
+
+    #[test]
+    fn cmn_err_records_the_formatted_message() {
+        take_messages();
+        // SAFETY: the format takes a string and an unsigned long, and
+        // gets them.
+        unsafe {
+            cmn_err(
+                CE_WARN,
+                c"vmm: hotpatch %s, %lx".as_ptr(),
+                c"site".as_ptr(),
+                0x2au64,
+            )
+        };
+        assert_eq!(
+            take_messages(),
+            std::vec![(CE_WARN, std::string::String::from("vmm: hotpatch site, 2a"))]
+        );
+        assert!(take_messages().is_empty());
+    }
+
+    #[test]
+    fn no_tail_returns_its_argument() {
+        assert_eq!(no_tail(0x1234_5678_u64), 0x1234_5678);
+        no_tail_here();
+    }
+}

@@ -200,3 +200,223 @@ pub fn debug_assert_range(func: &core::ffi::CStr, addr: u64, len: u64) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+    const GIB: u64 = 1024 * MIB;
+
+    /// A GPA from its four table indices and its page offset.
+    fn gpa(i4: u64, i3: u64, i2: u64, i1: u64, off: u64) -> u64 {
+        i4 * 512 * GIB + i3 * GIB + i2 * 2 * MIB + i1 * 4 * KIB + off
+    }
+
+    #[test]
+    fn entry_lengths_are_the_x86_page_sizes() {
+        assert_eq!(Level::L4.entry_len(), 512 * GIB);
+        assert_eq!(Level::L3.entry_len(), GIB);
+        assert_eq!(Level::L2.entry_len(), 2 * MIB);
+        assert_eq!(Level::L1.entry_len(), 4 * KIB);
+        assert_eq!(Level::L1.entry_len(), PAGESIZE as u64);
+        // 512 entries of the root cover the 48-bit space.
+        assert_eq!(512 * Level::L4.entry_len(), GPA_SPACE_END);
+        assert_eq!(GPA_SPACE_END, 256 * 1024 * GIB);
+    }
+
+    #[test]
+    fn shifts() {
+        let shifts: [u32; 4] = LEVELS.map(Level::shift);
+        assert_eq!(shifts, [39, 30, 21, 12]);
+    }
+
+    #[test]
+    fn masks_keep_the_bits_above_an_entry() {
+        assert_eq!(Level::L4.mask(), 0xffff_ff80_0000_0000);
+        assert_eq!(Level::L3.mask(), 0xffff_ffff_c000_0000);
+        assert_eq!(Level::L2.mask(), 0xffff_ffff_ffe0_0000);
+        assert_eq!(Level::L1.mask(), 0xffff_ffff_ffff_f000);
+        assert_eq!(Level::L1.mask(), PAGEMASK);
+        let a = gpa(3, 5, 7, 11, 0x123);
+        assert_eq!(a & Level::L4.mask(), gpa(3, 0, 0, 0, 0));
+        assert_eq!(a & Level::L3.mask(), gpa(3, 5, 0, 0, 0));
+        assert_eq!(a & Level::L2.mask(), gpa(3, 5, 7, 0, 0));
+        assert_eq!(a & Level::L1.mask(), gpa(3, 5, 7, 11, 0));
+    }
+
+    #[test]
+    fn indices_of_composed_addresses() {
+        for (i4, i3, i2, i1) in [
+            (0, 0, 0, 0),
+            (1, 2, 3, 4),
+            (511, 511, 511, 511),
+            (256, 0, 511, 1),
+            (17, 300, 64, 63),
+        ] {
+            let a = gpa(i4, i3, i2, i1, 0xfff);
+            let got = LEVELS.map(|l| l.index(a).get() as u64);
+            assert_eq!(got, [i4, i3, i2, i1], "gpa {a:#x}");
+        }
+    }
+
+    #[test]
+    fn indices_at_edges() {
+        // The last page of the 48-bit space: every index is 511.
+        for l in LEVELS {
+            assert_eq!(l.index(GPA_SPACE_END - 1).get(), 511);
+            assert_eq!(l.index(0xffff_ffff_f000).get(), 511);
+        }
+        // 2 MiB: LEVEL2 index 1, LEVEL1 index 0; one page below: 0 and 511.
+        assert_eq!(Level::L2.index(2 * MIB).get(), 1);
+        assert_eq!(Level::L1.index(2 * MIB).get(), 0);
+        assert_eq!(Level::L2.index(2 * MIB - 4 * KIB).get(), 0);
+        assert_eq!(Level::L1.index(2 * MIB - 4 * KIB).get(), 511);
+        // 1 GiB: LEVEL3 index 1, the rest 0.
+        assert_eq!(LEVELS.map(|l| l.index(GIB).get()), [0, 1, 0, 0]);
+        assert_eq!(LEVELS.map(|l| l.index(GIB - 1).get()), [0, 0, 511, 511]);
+        // 512 GiB.
+        assert_eq!(LEVELS.map(|l| l.index(512 * GIB).get()), [1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn indices_above_the_48_bit_space_alias() {
+        // As the hardware takes them: only the nine bits of each level.
+        assert_eq!(LEVELS.map(|l| l.index(GPA_SPACE_END).get()), [0, 0, 0, 0]);
+        assert_eq!(LEVELS.map(|l| l.index(u64::MAX).get()), [511; 4]);
+        let a = gpa(5, 6, 7, 8, 0);
+        assert_eq!(
+            LEVELS.map(|l| l.index(a | (0xabcd << 48))),
+            LEVELS.map(|l| l.index(a))
+        );
+    }
+
+    #[test]
+    fn levels_from_raw() {
+        assert_eq!(Level::from_raw(0), Some(Level::L4));
+        assert_eq!(Level::from_raw(1), Some(Level::L3));
+        assert_eq!(Level::from_raw(2), Some(Level::L2));
+        assert_eq!(Level::from_raw(3), Some(Level::L1));
+        assert_eq!(Level::from_raw(4), None);
+        assert_eq!(Level::from_raw(u32::MAX), None);
+        // The raw values are the C enum's.
+        assert_eq!(crate::abi::LEVEL4, 0);
+        assert_eq!(crate::abi::LEVEL1, 3);
+        for (raw, l) in LEVELS.iter().enumerate() {
+            assert_eq!(l.idx(), raw);
+            assert_eq!(Level::from_raw(raw as u32), Some(*l));
+        }
+        assert_eq!(MAX_GPT_LEVEL, 4);
+    }
+
+    #[test]
+    fn down_and_up_walk_the_levels_in_order() {
+        let mut l = Level::L4;
+        let mut seen = std::vec![l];
+        while let Some(d) = l.down() {
+            assert_eq!(d.up(), Some(l));
+            assert_eq!(d.shift() + 9, l.shift());
+            l = d;
+            seen.push(l);
+        }
+        assert_eq!(seen, LEVELS);
+        assert_eq!(Level::L4.up(), None);
+        assert_eq!(Level::L1.down(), None);
+        assert!(Level::L4 < Level::L1);
+    }
+
+    #[test]
+    fn idx_wraps_to_nine_bits() {
+        assert_eq!(Idx::wrap(0).get(), 0);
+        assert_eq!(Idx::wrap(511).get(), 511);
+        assert_eq!(Idx::wrap(512).get(), 0);
+        assert_eq!(Idx::wrap(513).get(), 1);
+        assert_eq!(Idx::wrap(usize::MAX).get(), 511);
+        assert_eq!(MAX_NODE_IDX, 511);
+    }
+
+    #[test]
+    fn idx_all_and_range() {
+        let all: std::vec::Vec<usize> = Idx::all().map(Idx::get).collect();
+        assert_eq!(all, (0..512).collect::<std::vec::Vec<_>>());
+        let r: std::vec::Vec<usize> = Idx::range(Idx::wrap(62), Idx::wrap(65))
+            .map(Idx::get)
+            .collect();
+        assert_eq!(r, [62, 63, 64, 65]);
+        assert_eq!(Idx::range(Idx::wrap(7), Idx::wrap(7)).count(), 1);
+        assert_eq!(Idx::range(Idx::wrap(8), Idx::wrap(7)).count(), 0);
+        assert_eq!(Idx::range(Idx::wrap(0), Idx::wrap(511)).count(), 512);
+    }
+
+    #[test]
+    fn tables_are_indexed_by_idx() {
+        let mut t = [0u32; PTE_PER_TABLE];
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = i as u32 * 3;
+        }
+        assert_eq!(t[Idx::wrap(0)], 0);
+        assert_eq!(t[Idx::wrap(100)], 300);
+        assert_eq!(t[Idx::wrap(511)], 1533);
+        assert_eq!(t[Idx::wrap(512 + 100)], 300);
+        t[Idx::wrap(77)] = 9;
+        assert_eq!(t[77], 9);
+        assert_eq!(t[76], 228);
+        assert_eq!(t[78], 234);
+    }
+
+    #[test]
+    fn ptep_index_is_the_offset_in_the_page() {
+        #[repr(C, align(4096))]
+        struct Page([u64; 1024]);
+        let page = Page([0; 1024]);
+        let base = page.0.as_ptr();
+        for i in [0usize, 1, 63, 64, 511] {
+            assert_eq!(ptep_index(base.wrapping_add(i)).get(), i);
+        }
+        // The next page starts again at 0.
+        assert_eq!(ptep_index(base.wrapping_add(512)).get(), 0);
+        assert_eq!(ptep_index(base.wrapping_add(513)).get(), 1);
+        assert_eq!(
+            ptep_index(0xffff_8000_0000_0ff8usize as *const u64).get(),
+            511
+        );
+    }
+
+    #[test]
+    fn page_alignment() {
+        assert_eq!(PAGEOFFSET, 0xfff);
+        assert_eq!(PAGEMASK, 0xffff_ffff_ffff_f000);
+        for v in [0, 4096, 8192, GPA_SPACE_END, u64::MAX - 4095] {
+            assert!(page_aligned(v), "{v:#x}");
+        }
+        for v in [1, 4095, 4097, 2 * MIB - 1, u64::MAX] {
+            assert!(!page_aligned(v), "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn debug_assert_range_passes_aligned_ranges() {
+        debug_assert_range(c"f", 0, 0);
+        debug_assert_range(c"f", GPA_SPACE_END - 4096, 4096);
+        debug_assert_range(c"f", u64::MAX - 4095, 1 << 63);
+    }
+
+    #[test]
+    #[cfg_attr(
+        vmm_gpt_debug,
+        should_panic(expected = "f: addr 0x1001 is not page-aligned")
+    )]
+    fn debug_assert_range_unaligned_addr() {
+        debug_assert_range(c"f", 0x1001, 0x1000);
+    }
+
+    #[test]
+    #[cfg_attr(
+        vmm_gpt_debug,
+        should_panic(expected = "g: len 0x10 is not page-aligned")
+    )]
+    fn debug_assert_range_unaligned_len() {
+        debug_assert_range(c"g", 0x1000, 0x10);
+    }
+}
