@@ -587,3 +587,317 @@ impl Gpt {
         unsafe { kfree(gpt) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::stand_in::{kmem, EPT_PA_MASK, EPT_RWX};
+    use std::vec::Vec;
+
+    fn idx(i: usize) -> Idx {
+        Idx::wrap(i)
+    }
+
+    fn empty_slots<T>() -> Slots<T> {
+        Slots {
+            chunks: [ptr::null_mut(); CHUNKS],
+            present: [0; CHUNKS],
+        }
+    }
+
+    /// A distinct non-NULL pointer for slot contents (never dereferenced).
+    fn fake(i: usize) -> *mut u64 {
+        (0x10_0000 + 8 * i) as *mut u64
+    }
+
+    /// The present slots, from the bitmap, by repeated `first_from`.
+    fn present_slots<T>(s: &Slots<T>) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut at = s.first_from(0);
+        while let Some(i) = at {
+            out.push(i.get());
+            at = s.next_after(i);
+        }
+        out
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(CHUNK * CHUNKS, 512);
+        assert_eq!(size_of::<Chunk<u8>>(), 512);
+        // Eight chunk pointers and eight bitmap words.
+        assert_eq!(size_of::<Slots<u8>>(), 128);
+        assert_eq!(size_of::<Table>(), 4096);
+        assert_eq!(core::mem::align_of::<Table>(), 4096);
+    }
+
+    #[test]
+    fn chunk_of_splits_an_index() {
+        assert_eq!(chunk_of(idx(0)), (0, 0));
+        assert_eq!(chunk_of(idx(63)), (0, 63));
+        assert_eq!(chunk_of(idx(64)), (1, 0));
+        assert_eq!(chunk_of(idx(200)), (3, 8));
+        assert_eq!(chunk_of(idx(448)), (7, 0));
+        assert_eq!(chunk_of(idx(511)), (7, 63));
+    }
+
+    #[test]
+    fn slots_allocate_chunks_as_children_arrive() {
+        let before = kmem::usage();
+        let mut s = empty_slots::<u64>();
+        assert_eq!(s.get(idx(0)), ptr::null_mut());
+        assert_eq!(s.first_from(0), None);
+        // Storing NULL in an absent chunk allocates nothing.
+        s.set(idx(5), ptr::null_mut());
+        assert_eq!(kmem::usage(), before);
+        for i in [0, 63, 64, 130, 511] {
+            s.set(idx(i), fake(i));
+        }
+        // Chunks 0, 1, 2 and 7: four of 512 bytes.
+        let now = kmem::usage();
+        assert_eq!(now.allocs - before.allocs, 4);
+        assert_eq!(now.bytes - before.bytes, 4 * 512);
+        let allocated: Vec<bool> = s.chunks.iter().map(|c| !c.is_null()).collect();
+        assert_eq!(
+            allocated,
+            [true, true, true, false, false, false, false, true]
+        );
+        for i in [0, 63, 64, 130, 511] {
+            assert_eq!(s.get(idx(i)), fake(i), "slot {i}");
+        }
+        for i in [1, 62, 65, 129, 131, 200, 510] {
+            assert_eq!(s.get(idx(i)), ptr::null_mut(), "slot {i}");
+        }
+        s.set(idx(0), ptr::null_mut());
+        s.set(idx(511), ptr::null_mut());
+        // Clearing keeps the chunks until free.
+        assert_eq!(kmem::usage(), now);
+        s.free();
+        assert_eq!(kmem::usage(), before);
+        assert!(s.chunks.iter().all(|c| c.is_null()));
+    }
+
+    #[test]
+    fn presence_bitmap_follows_the_slots() {
+        let before = kmem::usage();
+        let mut s = empty_slots::<u64>();
+        for i in [0, 63, 64, 130, 511] {
+            s.set(idx(i), fake(i));
+        }
+        assert_eq!(s.present, [1 | 1 << 63, 1, 1 << 2, 0, 0, 0, 0, 1 << 63]);
+        s.set(idx(63), ptr::null_mut());
+        // Setting a present slot again changes nothing in the bitmap.
+        s.set(idx(64), fake(1000));
+        assert_eq!(s.present, [1, 1, 1 << 2, 0, 0, 0, 0, 1 << 63]);
+        assert_eq!(s.get(idx(64)), fake(1000));
+        s.free();
+        assert_eq!(kmem::usage(), before);
+    }
+
+    #[test]
+    fn first_from_and_next_after_find_the_next_present_slot() {
+        let mut s = empty_slots::<u64>();
+        for i in [0, 63, 64, 130, 511] {
+            s.set(idx(i), fake(i));
+        }
+        let first = |from| s.first_from(from).map(Idx::get);
+        assert_eq!(first(0), Some(0));
+        assert_eq!(first(1), Some(63));
+        assert_eq!(first(63), Some(63));
+        assert_eq!(first(64), Some(64));
+        assert_eq!(first(65), Some(130));
+        // Across the empty chunks 3 to 6.
+        assert_eq!(first(131), Some(511));
+        assert_eq!(first(511), Some(511));
+        assert_eq!(first(512), None);
+        assert_eq!(first(10_000), None);
+        assert_eq!(s.next_after(idx(511)), None);
+        assert_eq!(s.next_after(idx(130)).map(Idx::get), Some(511));
+        assert_eq!(present_slots(&s), [0, 63, 64, 130, 511]);
+        s.free();
+    }
+
+    #[test]
+    fn every_slot_round_trips() {
+        let before = kmem::usage();
+        let mut s = empty_slots::<u64>();
+        // Every third slot, then their removal in another order.
+        let chosen: Vec<usize> = (0..512).step_by(3).collect();
+        for &i in &chosen {
+            s.set(idx(i), fake(i));
+        }
+        assert_eq!(present_slots(&s), chosen);
+        let ones: u32 = s.present.iter().map(|w| w.count_ones()).sum();
+        assert_eq!(ones as usize, chosen.len());
+        for &i in chosen.iter().filter(|&&i| i % 2 == 0) {
+            s.set(idx(i), ptr::null_mut());
+        }
+        let odd: Vec<usize> = chosen.iter().copied().filter(|i| i % 2 == 1).collect();
+        assert_eq!(present_slots(&s), odd);
+        for i in 0..512 {
+            let want = if i % 3 == 0 && i % 2 == 1 {
+                fake(i)
+            } else {
+                ptr::null_mut()
+            };
+            assert_eq!(s.get(idx(i)), want, "slot {i}");
+        }
+        s.free();
+        assert_eq!(kmem::usage(), before);
+    }
+
+    /// The table an entry links, per the EPT test format and the
+    /// identity "physical" mapping of the stand-in.
+    fn linked(e: &Pte) -> Option<usize> {
+        let v = pte::load(e);
+        (v & EPT_RWX == EPT_RWX).then_some((v & EPT_PA_MASK) as usize)
+    }
+
+    #[test]
+    fn table_pages_are_zeroed_aligned_and_know_their_pfn() {
+        let before = kmem::usage();
+        let page = TablePage::alloc();
+        let addr = page.table as usize;
+        assert_eq!(addr % 4096, 0);
+        assert_eq!(page.pfn() as usize, addr >> 12);
+        assert!(Idx::all().all(|i| pte::load(page.entry(i)) == 0));
+        assert_eq!(kmem::usage().pages, before.pages + 1);
+        page.free();
+        assert_eq!(kmem::usage(), before);
+    }
+
+    #[test]
+    fn children_are_linked_in_table_and_directory() {
+        let before = kmem::usage();
+        let d = L3Dir::alloc();
+        // SAFETY: a fresh directory, ours alone until freed below.
+        let dir = unsafe { &mut *d };
+        assert_eq!(dir.present(), 0);
+        assert_eq!(dir.first_child(), None);
+        let child = dir.child_or_create(idx(300)) as *mut L2Dir;
+        // Asking again returns the same child, creates nothing.
+        let usage = kmem::usage();
+        assert_eq!(dir.child_or_create(idx(300)) as *mut L2Dir, child);
+        assert_eq!(kmem::usage(), usage);
+        assert_eq!(dir.present(), 1);
+        // SAFETY: the child is live while linked.
+        let child_table = unsafe { (*child).page().table as usize };
+        assert_eq!(linked(dir.page().entry(idx(300))), Some(child_table));
+        assert_eq!(pte::load(dir.page().entry(idx(299))), 0);
+        dir.child_or_create(idx(2));
+        dir.child_or_create(idx(511));
+        assert_eq!(dir.present(), 3);
+        assert_eq!(dir.first_child().map(Idx::get), Some(2));
+        assert_eq!(dir.next_child(idx(2)).map(Idx::get), Some(300));
+        assert_eq!(dir.next_child(idx(300)).map(Idx::get), Some(511));
+        assert_eq!(dir.next_child(idx(511)), None);
+        assert!(dir.get(idx(3)).is_none());
+        assert!(dir.child(idx(300)).is_some());
+        // Three LEVEL2 directories, each one table page; the LEVEL3 one too.
+        assert_eq!(kmem::usage().pages, before.pages + 4);
+
+        dir.remove_child(idx(300));
+        assert_eq!(dir.present(), 2);
+        assert_eq!(pte::load(dir.page().entry(idx(300))), 0);
+        assert!(dir.get(idx(300)).is_none());
+        assert_eq!(dir.next_child(idx(2)).map(Idx::get), Some(511));
+        let mut drained = Vec::new();
+        dir.drain_children(|c| drained.push(c));
+        assert_eq!(drained.len(), 2);
+        assert_eq!(dir.present(), 0);
+        assert!(Idx::all().all(|i| pte::load(dir.page().entry(i)) == 0));
+        for c in drained {
+            // SAFETY: drained children are unlinked, empty and ours.
+            unsafe { L2Dir::free(c) };
+        }
+        // SAFETY: empty now, not used again.
+        unsafe { L3Dir::free(d) };
+        assert_eq!(kmem::usage(), before);
+    }
+
+    #[test]
+    fn leaf_tables_and_their_counts() {
+        let before = kmem::usage();
+        let d = L2Dir::alloc();
+        // SAFETY: a fresh directory, ours alone until freed below.
+        let l2 = unsafe { &mut *d };
+        l2.leaf_or_create(idx(64));
+        l2.leaf_or_create(idx(64));
+        l2.leaf_or_create(idx(0));
+        assert_eq!(l2.present(), 2);
+        assert!(l2.has_leaf(idx(0)) && l2.has_leaf(idx(64)) && !l2.has_leaf(idx(63)));
+        assert_eq!(l2.first_leaf().map(Idx::get), Some(0));
+        assert_eq!(l2.next_leaf(idx(0)).map(Idx::get), Some(64));
+        assert_eq!(l2.next_leaf(idx(64)), None);
+        // The entry links the leaf table the directory keeps.
+        let leaf = l2.leaves.get(idx(64)) as usize;
+        assert_eq!(linked(l2.page().entry(idx(64))), Some(leaf));
+        assert!(kmem::is_live(leaf));
+        assert_eq!(l2.leaf_refs(idx(64)), 0);
+        l2.set_leaf_refs(idx(64), 700);
+        assert_eq!(l2.leaf_refs(idx(64)), 700);
+        assert_eq!(l2.leaf_refs(idx(0)), 0);
+        // The directory's page, two leaf tables.
+        assert_eq!(kmem::usage().pages, before.pages + 3);
+
+        l2.remove_leaf(idx(64));
+        assert!(!l2.has_leaf(idx(64)));
+        assert_eq!(l2.leaf_refs(idx(64)), 0);
+        assert_eq!(pte::load(l2.page().entry(idx(64))), 0);
+        assert!(!kmem::is_live(leaf));
+        l2.leaf_or_create(idx(511));
+        l2.drain_leaves();
+        assert_eq!(l2.present(), 0);
+        assert_eq!(l2.first_leaf(), None);
+        // SAFETY: empty now, not used again.
+        unsafe { L2Dir::free(d) };
+        assert_eq!(kmem::usage(), before);
+    }
+
+    #[test]
+    #[should_panic(expected = "vmm_gpt_node_remove: VERIFY failed: !table.is_null()")]
+    fn removing_a_missing_leaf_panics() {
+        let l2 = L2Dir::alloc();
+        // SAFETY: a fresh directory (leaked by the panic).
+        unsafe { (*l2).remove_leaf(idx(9)) };
+    }
+
+    #[test]
+    #[should_panic(expected = "vmm_gpt_node_free: VERIFY failed: d.present() == 0")]
+    fn freeing_a_directory_with_children_panics() {
+        let d = L3Dir::alloc();
+        // SAFETY: a fresh directory, ours; the panic leaks it.
+        unsafe {
+            (*d).child_or_create(idx(1));
+            L3Dir::free(d);
+        }
+    }
+
+    #[test]
+    fn a_gpt_has_a_root_table_and_frees_everything() {
+        let before = kmem::usage();
+        let g = Gpt::alloc();
+        // SAFETY: a fresh GPT, ours alone.
+        let gpt = unsafe { &*g };
+        assert_eq!(kmem::usage().pages, before.pages + 1);
+        let root = gpt.root_table() as *const Table as usize;
+        assert_eq!(gpt.root_pfn() as usize, root >> 12);
+        assert_eq!(gpt.handle() as usize, g as usize);
+        // SAFETY: nothing else uses the GPT.
+        let l4 = unsafe { gpt.root_mut() };
+        assert_eq!(l4.page().table as usize, root);
+        // A few branches, one of them full at the bottom.
+        let l2 = l4.child_or_create(idx(0)).child_or_create(idx(1));
+        for i in Idx::all() {
+            l2.leaf_or_create(i);
+        }
+        l4.child_or_create(idx(511))
+            .child_or_create(idx(511))
+            .leaf_or_create(idx(511));
+        assert_eq!(kmem::usage().pages, before.pages + 1 + 2 + 2 + 512 + 1);
+        // Freeing a populated GPT frees every table and directory.
+        // SAFETY: ours, not used again.
+        unsafe { Gpt::free(g) };
+        assert_eq!(kmem::usage(), before);
+    }
+}
