@@ -268,12 +268,11 @@ pub unsafe fn format(fmt: *const c_char, args: &[u64]) -> String {
         };
         let _ = match (conv, long) {
             (b's', _) if v == 0 => write!(out, "<null>"),
-            // SAFETY: the caller's promise: a %s argument is a C string.
-            (b's', _) => write!(
-                out,
-                "{}",
-                unsafe { CStr::from_ptr(v as *const c_char) }.to_string_lossy()
-            ),
+            (b's', _) => {
+                // SAFETY: the caller's promise: a %s argument is a C string.
+                let s = unsafe { CStr::from_ptr(v as *const c_char) };
+                write!(out, "{}", s.to_string_lossy())
+            }
             (b'd', true) => write!(out, "{}", v as i64),
             (b'd', false) => write!(out, "{}", v as u32 as i32),
             (b'u', true) => write!(out, "{v}"),
