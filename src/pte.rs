@@ -307,3 +307,82 @@ pub fn query_accessed(value: u64) -> bool {
 pub fn query_dirty(value: u64) -> bool {
     value & hotpatch::installed().vpi_bit_dirty != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_at_fills_only_an_empty_entry() {
+        let e = Pte::new(0);
+        assert!(map_at(&e, 0xabcde, 7, 6));
+        assert_eq!(load(&e), (0xabcde << 12) | 7 | 6 << 3);
+        // The same page again loses, changing nothing (no DEBUG panic:
+        // same PFN).
+        assert!(!map_at(&e, 0xabcde, 1, 0));
+        assert_eq!(load(&e), (0xabcde << 12) | 7 | 6 << 3);
+        assert_eq!(parse_pfn(load(&e)), Some(0xabcde));
+        assert!(is_present(load(&e)));
+        assert_eq!(parse_pfn(0), None);
+    }
+
+    #[test]
+    #[cfg_attr(
+        vmm_gpt_debug,
+        should_panic(
+            expected = "vmm_gpt_map_at: entry already maps pfn 0x5 while mapping another pfn"
+        )
+    )]
+    fn map_at_over_another_page() {
+        let e = Pte::new(0);
+        assert!(map_at(&e, 5, 3, 0));
+        // DEBUG builds panic, as the original's ASSERT; others lose.
+        assert!(!map_at(&e, 6, 3, 0));
+        assert_eq!(parse_pfn(load(&e)), Some(5));
+    }
+
+    #[test]
+    fn take_clears_and_returns() {
+        let e = Pte::new(0x5007);
+        assert_eq!(take(&e), 0x5007);
+        assert_eq!(load(&e), 0);
+        assert_eq!(take(&e), 0);
+    }
+
+    #[test]
+    fn reset_bits_clears_the_mask_and_sets_the_bits() {
+        const A: u64 = 1 << 8;
+        const D: u64 = 1 << 9;
+        let e = Pte::new(0x7000 | 7 | A | D);
+        // Clear A and D, set A: returns the old A and D.
+        assert_eq!(reset_bits(&e, A | D, A), A | D);
+        assert_eq!(load(&e), 0x7000 | 7 | A);
+        // Clear D, already clear.
+        assert_eq!(reset_bits(&e, D, 0), 0);
+        assert_eq!(load(&e), 0x7000 | 7 | A);
+        // Set D.
+        assert_eq!(reset_bits(&e, D, D), 0);
+        assert_eq!(load(&e), 0x7000 | 7 | A | D);
+        assert_eq!(cas(&e, 0, 1), 0x7000 | 7 | A | D);
+    }
+
+    #[test]
+    fn misaligned_reads_take_eight_bytes() {
+        let words = [0x1122_3344_5566_7788u64, 0x99aa_bbcc_ddee_ff00];
+        let p = (words.as_ptr() as *const u8).wrapping_add(3) as *const vmm_gpt_entry_t;
+        // SAFETY: 8 readable bytes from p, inside `words`.
+        let v = unsafe { load_misaligned(p) };
+        assert_eq!(v, 0xeeff_0011_2233_4455);
+        // SAFETY: as above; the masked bits are as asked, nothing written.
+        assert_eq!(unsafe { reset_misaligned(c"f", p, 0xff, 0x55) }, 0x55);
+    }
+
+    #[test]
+    #[should_panic(expected = "f: would rewrite two entries through misaligned ptep")]
+    fn misaligned_resets_that_would_write_panic() {
+        let words = [0u64; 2];
+        let p = (words.as_ptr() as *const u8).wrapping_add(4) as *const vmm_gpt_entry_t;
+        // SAFETY: 8 readable bytes from p, inside `words`.
+        unsafe { reset_misaligned(c"f", p, 0xff, 0x1) };
+    }
+}

@@ -306,3 +306,180 @@ pub fn unmap_region(gpt: &Gpt, addr: u64, len: u64) -> usize {
     }
     unmapped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::vmm_gpt_iter_t;
+    use crate::region;
+    use std::vec::Vec;
+
+    const K4: u64 = 4096;
+    const M2: u64 = 2 << 20;
+    const G1: u64 = 1 << 30;
+
+    /// A GPT with the regions populated.
+    fn gpt_with(regions: &[(u64, u64)]) -> *mut Gpt {
+        let g = Gpt::alloc();
+        for &(a, l) in regions {
+            // SAFETY: a fresh GPT, the test its only user.
+            unsafe { region::populate(&*g, a, l) };
+        }
+        g
+    }
+
+    fn gpt<'a>(g: *mut Gpt) -> &'a Gpt {
+        // SAFETY: the tests pass GPTs from Gpt::alloc() that they free last.
+        unsafe { &*g }
+    }
+
+    fn free(g: *mut Gpt) {
+        // SAFETY: from Gpt::alloc(), not used again.
+        unsafe { Gpt::free(g) }
+    }
+
+    /// Every (gpa, entry) the iterator yields for `[addr, addr + len)`.
+    fn iterate(g: *mut Gpt, addr: u64, len: u64) -> Vec<(u64, usize)> {
+        let mut iter = vmm_gpt_iter_t {
+            vgi_gpt: ptr::null_mut(),
+            vgi_addr: 0,
+            vgi_end: 0,
+            vgi_current: 0,
+            vgi_entries: [ptr::null_mut(); MAX_GPT_LEVEL],
+        };
+        let mut e = vmm_gpt_iter_entry_t {
+            vgie_gpa: 0,
+            vgie_ptep: ptr::null_mut(),
+        };
+        iter_init(&mut iter, gpt(g), addr, len);
+        let mut out = Vec::new();
+        while iter_next(&mut iter, &mut e) {
+            out.push((e.vgie_gpa, e.vgie_ptep as usize));
+        }
+        out
+    }
+
+    /// The entry of `gpa` in its leaf table, found through the directories.
+    fn leaf_entry(g: *mut Gpt, gpa: u64) -> usize {
+        let mut e: Entries = [ptr::null_mut(); MAX_GPT_LEVEL];
+        walk(gpt(g), gpa, &mut e, Level::L1);
+        e[3] as usize
+    }
+
+    #[test]
+    fn walking_an_empty_gpt_finds_only_the_root_entry() {
+        let g = gpt_with(&[]);
+        let mut e: Entries = [ptr::null_mut(); MAX_GPT_LEVEL];
+        let a = 3 * (512 * G1) + 5 * G1 + 7 * M2 + 9 * K4;
+        assert_eq!(walk(gpt(g), a, &mut e, Level::L1), 3 * 512 * G1);
+        let root = gpt(g).root_table() as *const Table as usize;
+        assert_eq!(e[0] as usize, root + 3 * 8);
+        assert!(e[1..].iter().all(|p| p.is_null()));
+        free(g);
+    }
+
+    #[test]
+    fn walks_reach_the_leaf_entry_of_a_populated_page() {
+        let a = 3 * (512 * G1) + 5 * G1 + 7 * M2 + 9 * K4;
+        let g = gpt_with(&[(a, K4)]);
+        let mut e: Entries = [ptr::null_mut(); MAX_GPT_LEVEL];
+        assert_eq!(walk(gpt(g), a + 0x123, &mut e, Level::L1), a);
+        let idx: Vec<usize> = e.iter().map(|&p| ptep_index(p).get()).collect();
+        assert_eq!(idx, [3, 5, 7, 9]);
+        // Each table's entry links the next table (EPT test format).
+        for l in 0..3 {
+            // SAFETY: entries of live tables.
+            let v = pte::load(unsafe { pte::from_ptr(e[l]) });
+            assert_eq!(
+                (v & 0x000f_ffff_ffff_f000) as usize,
+                e[l + 1] as usize & !0xfff
+            );
+        }
+        // Stopping at LEVEL2 writes nothing past it: a shorter array does.
+        let mut short = [ptr::null_mut(); 3];
+        assert_eq!(walk(gpt(g), a, &mut short, Level::L2), a & !(M2 - 1));
+        assert_eq!(short, e[..3]);
+        // Another leaf table: none there, the walk stops at LEVEL2.
+        assert_eq!(
+            walk(gpt(g), a + M2, &mut e, Level::L1),
+            (a + M2) & !(M2 - 1)
+        );
+        assert!(e[3].is_null() && !e[2].is_null());
+        free(g);
+    }
+
+    #[test]
+    #[should_panic(expected = "vmm_gpt_walk: entries array shorter than depth")]
+    fn a_walk_needs_room_for_its_depth() {
+        let g = gpt_with(&[]);
+        let mut short = [ptr::null_mut(); 2];
+        walk(gpt(g), 0, &mut short, Level::L2);
+    }
+
+    #[test]
+    fn the_iterator_yields_the_entries_of_existing_leaf_tables_in_order() {
+        // Leaf tables at 0, at 1 GiB - 2 MiB and at 1 GiB (another LEVEL2
+        // table), and at 600 GiB (another LEVEL3 table).
+        let far = 600 * G1;
+        let g = gpt_with(&[(K4, K4), (G1 - K4, 2 * K4), (far + 3 * K4, K4)]);
+        let got = iterate(g, 0, 601 * G1);
+        let mut want: Vec<u64> = Vec::new();
+        for base in [0, G1 - M2, G1, far] {
+            want.extend((0..512).map(|i| base + i * K4));
+        }
+        let gpas: Vec<u64> = got.iter().map(|&(a, _)| a).collect();
+        assert_eq!(gpas, want);
+        // The entries are the walk's.
+        for &(a, p) in got.iter().step_by(97) {
+            assert_eq!(p, leaf_entry(g, a), "{a:#x}");
+        }
+        // A range inside one table; one ending in a gap; an empty one.
+        let part: Vec<u64> = iterate(g, G1 - 2 * K4, 4 * K4)
+            .iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(part, [G1 - 2 * K4, G1 - K4, G1, G1 + K4]);
+        assert_eq!(iterate(g, M2, G1 - 2 * M2).len(), 0);
+        assert_eq!(iterate(g, K4, 0).len(), 0);
+        free(g);
+    }
+
+    #[test]
+    fn leaf_runs_are_the_iterators_entries() {
+        let g = gpt_with(&[(M2 - K4, 3 * K4), (5 * G1, M2 + K4)]);
+        for (a, l) in [(0, 6 * G1), (M2 - 2 * K4, 2 * K4), (5 * G1 + K4, M2)] {
+            let mut runs = Vec::new();
+            for_each_leaf_run(gpt(g), a, l, |gpa, first, n| {
+                for i in 0..n {
+                    runs.push((gpa + i as u64 * K4, first as usize + 8 * i));
+                }
+            });
+            assert_eq!(runs, iterate(g, a, l), "{a:#x} + {l:#x}");
+        }
+        free(g);
+    }
+
+    #[test]
+    fn unmapping_counts_the_pages_that_were_mapped() {
+        let g = gpt_with(&[(G1, 4 * K4)]);
+        let entry = |a| {
+            let p = leaf_entry(g, a) as *mut vmm_gpt_entry_t;
+            // SAFETY: an entry of a live leaf table.
+            unsafe { pte::from_ptr(p) }
+        };
+        assert!(pte::map_at(entry(G1), 0x1234, 3, 6));
+        assert!(pte::map_at(entry(G1 + 2 * K4), 0x1235, 1, 0));
+        // EPT test format: address, protection, memory type.
+        assert_eq!(pte::load(entry(G1)), (0x1234 << 12) | 3 | 6 << 3);
+        assert!(unmap(gpt(g), G1));
+        assert!(!unmap(gpt(g), G1));
+        assert!(!unmap(gpt(g), G1 + K4));
+        // No leaf table there.
+        assert!(!unmap(gpt(g), 0));
+        assert!(pte::map_at(entry(G1 + 3 * K4), 0x1236, 7, 0));
+        assert_eq!(unmap_region(gpt(g), G1, 4 * K4), 2);
+        assert_eq!(unmap_region(gpt(g), G1, 4 * K4), 0);
+        assert!((0..4).all(|i| pte::load(entry(G1 + i * K4)) == 0));
+        free(g);
+    }
+}
