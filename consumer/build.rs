@@ -3,7 +3,10 @@
 //!
 //! 1. From the illumos-gate checkout `ILLUMOS_GATE` names (an external,
 //!    CDDL input: compiled from there, never copied into the repository),
-//!    `usr/src/uts/intel/io/vmm/vmm_vm.c` is compiled unmodified with
+//!    `usr/src/uts/intel/io/vmm/vmm_vm.c` is copied to OUT_DIR, patched
+//!    with `illumos-build/patches/vmm_vm-unmap-held-pages.patch` (the fix
+//!    of `vmc_space_unmap()`'s loop, which every copy needs: the driver
+//!    keeps holds across unmaps), and compiled with `-Wall -Werror` and
 //!    `-DDEBUG` (its ASSERTs live) against the stand-in headers of
 //!    `consumer/include` (what it includes beyond the harness's), the
 //!    harness's stand-in headers, the library's generated headers and,
@@ -11,10 +14,14 @@
 //!    (`c/driver.c`) is compiled beside it, and the two are combined
 //!    (`ld -r`).  The services both need (`c/services.c`: mutexes, lists,
 //!    the reservoir, ...) are compiled once and shared.
-//! 2. With `illumos-build/patches/vmm_vm-harvest-dirty.patch` present, a
-//!    copy of `vmm_vm.c` in OUT_DIR is patched with it (`patch -p1`) and
-//!    combined with the driver the same way: the consumer of the opt-in
-//!    extension `vmm_gpt_harvest_dirty()`.
+//! 2. The other variants of `vmm_vm.c`, each a copy in OUT_DIR patched
+//!    (`patch -p1`) and combined with the driver the same way ([`VARIANTS`]):
+//!    `vmm_vm-harvest-dirty.patch` and then the fix (the consumer of the
+//!    opt-in extension `vmm_gpt_harvest_dirty()`); the gate's `vmm_vm.c`
+//!    unfixed (the test of the test: it must fail the driver's holds across
+//!    unmaps); the fix and `vmm_vm-hold-bounds.patch`, with the driver
+//!    compiled `-DCONSUMER_GPA_BOUNDED` (it then requires every hold and
+//!    fault beyond the vmspace to fail).
 //! 3. The combination is renamed once per implementation (`objcopy
 //!    --redefine-syms`): its imports of the vmm_gpt ABI get the
 //!    implementation's prefix (none for the library, `ref_` for the DEBUG
@@ -47,6 +54,10 @@ use vmm_gpt_harness_build::{
 
 /// The patch of the opt-in extension's consumer, relative to the root.
 const HARVEST_PATCH: &str = "illumos-build/patches/vmm_vm-harvest-dirty.patch";
+/// The fix of `vmc_space_unmap()`'s loop: every copy but `Unfixed` has it.
+const UNMAP_PATCH: &str = "illumos-build/patches/vmm_vm-unmap-held-pages.patch";
+/// `vmspace_lookup_map()` refusing GPAs beyond the vmspace.
+const BOUNDS_PATCH: &str = "illumos-build/patches/vmm_vm-hold-bounds.patch";
 /// Where an illumos-gate checkout has vmm_vm.c (beside the original).
 const VMM_VM: &str = "vmm_vm.c";
 /// ASan's prefix of a global's ODR indicator (`VMM_GPT_SANITIZE=1`).
@@ -55,14 +66,47 @@ const ODR: &str = "__odr_asan.";
 /// originals with opt-level 2 too).
 const OPT: &str = "-O2";
 
+/// Which `vmm_vm.c` a copy is built from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Variant {
+    /// The gate's, with the fix of `vmc_space_unmap()`.
+    Fixed,
+    /// With the opt-in extension's patch and the fix.
+    Harvest,
+    /// The gate's as it is.
+    Unfixed,
+    /// With the fix and the bound of `vmspace_lookup_map()`; the driver
+    /// compiled with `-DCONSUMER_GPA_BOUNDED`.
+    Bounded,
+}
+
+/// Each variant: its name (`copies.rs`, the OUT_DIR subdirectory), the
+/// patches applied in order, the driver's extra flags.
+const VARIANTS: &[(Variant, &str, &[&str], &[&str])] = &[
+    (Variant::Fixed, "fixed", &[UNMAP_PATCH], &[]),
+    (
+        Variant::Harvest,
+        "harvest",
+        &[HARVEST_PATCH, UNMAP_PATCH],
+        &[],
+    ),
+    (Variant::Unfixed, "unfixed", &[], &[]),
+    (
+        Variant::Bounded,
+        "bounded",
+        &[UNMAP_PATCH, BOUNDS_PATCH],
+        &["-DCONSUMER_GPA_BOUNDED"],
+    ),
+];
+
 /// One copy of vmm_vm.c + driver.
 struct ConsumerCopy {
     /// Its symbols' prefix: `consumer_<tag>_`.
     tag: &'static str,
     /// The prefix of the implementation it imports (`ref_vmm_gpt_alloc`).
     prefix: &'static str,
-    /// Built from the patched vmm_vm.c (the opt-in extension's consumer).
-    patched: bool,
+    /// The vmm_vm.c it is built from.
+    variant: Variant,
     /// The implementation is linked by impls only when its variable is
     /// set: its imports are weak.
     weak: bool,
@@ -72,56 +116,80 @@ const COPIES: &[ConsumerCopy] = &[
     ConsumerCopy {
         tag: "lib",
         prefix: "",
-        patched: false,
+        variant: Variant::Fixed,
         weak: false,
     },
     ConsumerCopy {
         tag: "ref",
         prefix: "ref_",
-        patched: false,
+        variant: Variant::Fixed,
         weak: false,
     },
     ConsumerCopy {
         tag: "ref_ndebug",
         prefix: "ref_ndebug_",
-        patched: false,
+        variant: Variant::Fixed,
         weak: false,
     },
     ConsumerCopy {
         tag: "kobj",
         prefix: "kobj_",
-        patched: false,
+        variant: Variant::Fixed,
         weak: true,
     },
     ConsumerCopy {
         tag: "kobj_debug",
         prefix: "kobj_debug_",
-        patched: false,
+        variant: Variant::Fixed,
         weak: true,
     },
     ConsumerCopy {
         tag: "rel",
         prefix: "rel_",
-        patched: false,
+        variant: Variant::Fixed,
         weak: true,
     },
     ConsumerCopy {
         tag: "hv",
         prefix: "hv_",
-        patched: true,
+        variant: Variant::Harvest,
         weak: true,
     },
     ConsumerCopy {
         tag: "kobj_hv",
         prefix: "kobj_hv_",
-        patched: true,
+        variant: Variant::Harvest,
         weak: true,
     },
     ConsumerCopy {
         tag: "kobj_hv_debug",
         prefix: "kobj_hv_debug_",
-        patched: true,
+        variant: Variant::Harvest,
         weak: true,
+    },
+    ConsumerCopy {
+        tag: "unfixed",
+        prefix: "",
+        variant: Variant::Unfixed,
+        weak: false,
+    },
+    ConsumerCopy {
+        tag: "lib_bounded",
+        prefix: "",
+        variant: Variant::Bounded,
+        weak: false,
+    },
+    ConsumerCopy {
+        tag: "ref_bounded",
+        prefix: "ref_",
+        variant: Variant::Bounded,
+        weak: false,
+    },
+    ConsumerCopy {
+        tag: "ref_ndebug_bounded",
+        prefix: "ref_ndebug_",
+        variant: Variant::Bounded,
+        weak: false,
     },
 ];
 
@@ -239,8 +307,31 @@ impl Ctx {
         self.harness.compile(src, obj, &flags, what);
     }
 
-    /// vmm_vm.c (`src`) and the driver, combined: `<dir>/combined.o`.
-    fn combine(&self, vmm_vm: &Path, dir: &Path, what: &str) -> PathBuf {
+    /// A copy of vmm_vm.c in `<dir>/usr/src/uts/intel/io/vmm/`, patched with
+    /// `patches` (relative to `root`) in order; its path.
+    fn patched_copy(&self, vmm_vm: &Path, root: &Path, dir: &Path, patches: &[&str]) -> PathBuf {
+        let rel = Path::new("usr/src/uts/intel/io/vmm");
+        let _ = fs::remove_dir_all(dir.join("usr"));
+        fs::create_dir_all(dir.join(rel)).unwrap_or_else(|e| fail(&format!("{e}")));
+        let copy = dir.join(rel).join(VMM_VM);
+        fs::copy(vmm_vm, &copy).unwrap_or_else(|e| fail(&format!("copying vmm_vm.c: {e}")));
+        for p in patches {
+            let mut cmd = Command::new(tool("PATCH", "patch"));
+            cmd.arg("-p1")
+                .arg("--batch")
+                .arg("--forward")
+                .arg("-d")
+                .arg(dir)
+                .arg("-i")
+                .arg(root.join(p));
+            run(cmd, &format!("patching vmm_vm.c with {p}"));
+        }
+        copy
+    }
+
+    /// vmm_vm.c (`src`) and the driver (with `driver_flags`), combined:
+    /// `<dir>/combined.o`.
+    fn combine(&self, vmm_vm: &Path, dir: &Path, what: &str, driver_flags: &[&str]) -> PathBuf {
         let vm_obj = dir.join("vmm_vm.o");
         self.compile_consumer(
             vmm_vm,
@@ -249,10 +340,12 @@ impl Ctx {
             &format!("compiling {what}"),
         );
         let drv_obj = dir.join("driver.o");
+        let mut flags = CFLAGS.to_vec();
+        flags.extend(driver_flags);
         self.compile_consumer(
             &self.cdir.join("driver.c"),
             &drv_obj,
-            CFLAGS,
+            &flags,
             "compiling consumer/c/driver.c",
         );
         let combined = dir.join("combined.o");
@@ -444,8 +537,9 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     rerun_if_changed_tree(&cdir);
     rerun_if_changed_tree(&cinc);
-    let patch = root.join(HARVEST_PATCH);
-    println!("cargo:rerun-if-changed={}", patch.display());
+    for p in [HARVEST_PATCH, UNMAP_PATCH, BOUNDS_PATCH] {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
     println!("cargo::rustc-check-cfg=cfg(vmm_gpt_consumer)");
     let out = env_path("OUT_DIR");
     let table = out.join("copies.rs");
@@ -505,40 +599,32 @@ fn main() {
     );
     objects.push(services);
 
-    // 1. vmm_vm.c as it is; 2. patched, when the patch is there.
-    let plain = ctx.combine(&vmm_vm, &ctx.dir("vmm_vm"), "vmm_vm.c");
-    let patched = patch.is_file().then(|| {
-        let tree = ctx.dir("vmm_vm_harvest");
-        let rel = Path::new("usr/src/uts/intel/io/vmm");
-        let _ = fs::remove_dir_all(tree.join("usr"));
-        fs::create_dir_all(tree.join(rel)).unwrap_or_else(|e| fail(&format!("{e}")));
-        let copy = tree.join(rel).join(VMM_VM);
-        fs::copy(&vmm_vm, &copy).unwrap_or_else(|e| fail(&format!("copying vmm_vm.c: {e}")));
-        let mut cmd = Command::new(tool("PATCH", "patch"));
-        cmd.arg("-p1")
-            .arg("--batch")
-            .arg("--forward")
-            .arg("-d")
-            .arg(&tree)
-            .arg("-i")
-            .arg(&patch);
-        run(cmd, &format!("patching vmm_vm.c with {HARVEST_PATCH}"));
-        ctx.combine(&copy, &tree, "the patched vmm_vm.c")
-    });
+    // 1, 2. Every variant whose patches are there (the fix must be).
+    if !root.join(UNMAP_PATCH).is_file() {
+        fail(&format!("{UNMAP_PATCH} is missing"));
+    }
+    let mut combined: Vec<(Variant, PathBuf)> = Vec::new();
+    for (variant, name, patches, driver_flags) in VARIANTS {
+        if !patches.iter().all(|p| root.join(p).is_file()) {
+            continue;
+        }
+        let dir = ctx.dir(&format!("vmm_vm_{name}"));
+        let copy = ctx.patched_copy(&vmm_vm, &root, &dir, patches);
+        let what = format!("vmm_vm.c ({name}: {})", patches.join(", "));
+        combined.push((*variant, ctx.combine(&copy, &dir, &what, driver_flags)));
+    }
+    let of = |v: Variant| combined.iter().find(|(w, _)| *w == v).map(|(_, p)| p);
+    let plain = of(Variant::Fixed).expect("the fixed variant").clone();
 
     // 3. One copy per implementation.
     let mut copies = Vec::new();
     for c in COPIES {
-        let combined = if c.patched {
-            match &patched {
-                Some(p) => p,
-                None => continue,
-            }
-        } else {
-            &plain
+        let Some(combined) = of(c.variant) else {
+            continue;
         };
+        let harvest = c.variant == Variant::Harvest;
         objects.push(ctx.rename_copy(combined, c.tag, c.prefix, c.weak));
-        objects.push(ctx.linked_check(c.tag, c.prefix, c.patched, c.weak));
+        objects.push(ctx.linked_check(c.tag, c.prefix, harvest, c.weak));
         copies.push(c);
     }
 
@@ -607,8 +693,15 @@ fn write_table(path: &Path, copies: &[&ConsumerCopy], mutants: &[MutantRow], mis
         entry(c.tag, true, &mut decls);
         writeln!(
             s,
-            "    CopyDef {{ tag: {:?}, prefix: {:?}, patched: {}, run: consumer_{}_run, linked: consumer_{}_linked }},",
-            c.tag, c.prefix, c.patched, c.tag, c.tag
+            "    CopyDef {{ tag: {:?}, prefix: {:?}, vmm_vm: {:?}, run: consumer_{}_run, linked: consumer_{}_linked }},",
+            c.tag,
+            c.prefix,
+            VARIANTS
+                .iter()
+                .find(|v| v.0 == c.variant)
+                .map_or("", |v| v.1),
+            c.tag,
+            c.tag
         )
         .unwrap();
     }

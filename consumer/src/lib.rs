@@ -52,8 +52,12 @@ pub struct CopyDef {
     /// The prefix of the implementation's symbols (`ref_`, ...; none for
     /// the library).
     pub prefix: &'static str,
-    /// The patched vmm_vm.c (the consumer of `vmm_gpt_harvest_dirty`).
-    pub patched: bool,
+    /// The vmm_vm.c it is built from (build.rs's `VARIANTS`): `fixed`
+    /// (with `vmm_vm-unmap-held-pages.patch`), `harvest` (and
+    /// `vmm_vm-harvest-dirty.patch`: the consumer of
+    /// `vmm_gpt_harvest_dirty`), `unfixed` (the gate's as it is), `bounded`
+    /// (the fix and `vmm_vm-hold-bounds.patch`).
+    pub vmm_vm: &'static str,
     pub run: RunFn,
     /// Whether the implementation resolved (its imports may be weak).
     pub linked: unsafe extern "C" fn() -> c_int,
@@ -417,6 +421,26 @@ pub const PAIRS: &[Pair] = &[
     },
 ];
 
+/// The patched `vmm_vm.c` (the fix and `vmm_vm-hold-bounds.patch`, the
+/// driver requiring every hold and fault beyond the vmspace to fail) over
+/// the library and over the original (`tests/patches.rs`).
+pub const BOUNDED_PAIRS: &[Pair] = &[
+    Pair {
+        tag: "lib_bounded",
+        reference: "ref_ndebug_bounded",
+        what: "bounded vmm_vm.c over the library (non-DEBUG) vs over the original, non-DEBUG",
+        require: Some("VMM_GPT_REQUIRE_REFERENCE"),
+        how: "set ILLUMOS_GATE",
+    },
+    Pair {
+        tag: "lib_bounded",
+        reference: "ref_bounded",
+        what: "bounded vmm_vm.c over the library (DEBUG) vs over the original, DEBUG",
+        require: Some("VMM_GPT_REQUIRE_REFERENCE"),
+        how: "set ILLUMOS_GATE",
+    },
+];
+
 /// The copy `tag`, when it was built and its implementation is linked.
 pub fn copy(tag: &str) -> Option<&'static CopyDef> {
     COPIES
@@ -440,6 +464,12 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
+/// How long a run may take before it counts as hung:
+/// `VMM_GPT_CONSUMER_LIMIT` seconds (default 120).
+pub fn limit() -> Duration {
+    Duration::from_secs(env_u64("VMM_GPT_CONSUMER_LIMIT", 120))
+}
+
 /// Runs at once: `VMM_GPT_CONSUMER_JOBS`, else the CPUs.
 pub fn jobs() -> usize {
     env_u64(
@@ -448,13 +478,20 @@ pub fn jobs() -> usize {
     ) as usize
 }
 
-/// The pairs whose copies are both there; the others, each with the
-/// message of its skip and whether that is a failure.
+/// The pairs of [`PAIRS`] whose copies are both there; the others, each
+/// with the message of its skip and whether that is a failure.
 pub fn available_pairs() -> (Vec<&'static Pair>, Vec<(String, bool)>) {
+    available_pairs_of(PAIRS)
+}
+
+/// [`available_pairs`] of `list`.
+pub fn available_pairs_of(list: &'static [Pair]) -> (Vec<&'static Pair>, Vec<(String, bool)>) {
     let mut ok = Vec::new();
     let mut skipped = Vec::new();
-    for p in PAIRS {
-        if p.tag == "lib" && (p.reference == "ref") != impls::LIB.debug {
+    for p in list {
+        let lib_side = p.tag == "lib" || p.tag == "lib_bounded";
+        let debug_ref = p.reference == "ref" || p.reference == "ref_bounded";
+        if lib_side && debug_ref != impls::LIB.debug {
             // The library is paired with the original of its own build
             // only: DEBUG with DEBUG, non-DEBUG with non-DEBUG.
             continue;
@@ -470,7 +507,7 @@ pub fn available_pairs() -> (Vec<&'static Pair>, Vec<(String, bool)>) {
         let unbuilt = missing.iter().any(|t| COPIES.iter().all(|c| c.tag != *t));
         let why = if MISSING.is_empty() && unbuilt {
             format!(
-                "{}: {} not built (no illumos-build/patches/vmm_vm-harvest-dirty.patch)",
+                "{}: {} not built (a patch of illumos-build/patches/ is missing)",
                 p.what,
                 missing.join(", ")
             )
@@ -518,7 +555,7 @@ pub fn run_test(name: &str, first: u64, seeds: u64, params: impl Fn(Format, u64)
     if !MISSING.is_empty() || pairs.is_empty() {
         close(name, failed, skipped.len());
     }
-    let limit = Duration::from_secs(env_u64("VMM_GPT_CONSUMER_LIMIT", 120));
+    let limit = limit();
     let runs: Vec<Params> = Format::ALL
         .into_iter()
         .flat_map(|format| (first..first + seeds).map(move |seed| (format, seed)))
