@@ -78,9 +78,33 @@ const NAME: &str = "harvest_litmus";
 
 use vmm_gpt_harness::{HARVEST_BITMAP_OUT as BITMAP_OUT, HARVEST_RESET as RESET};
 
-/// The control stops once it lost this many, at least one with each
-/// harvest shape.
-const CONTROL_ENOUGH: u64 = 40;
+/// The natural control's time limit: it stops there, without a verdict.
+const NATURAL_LIMIT: Duration = Duration::from_secs(5);
+
+/// The reordered control stops once it lost this many, at least one with
+/// each harvest shape.
+const CONTROL_ENOUGH: u64 = 1000;
+
+/// The reordered control's window: its store of the word comes 0 to
+/// `WINDOW - 1` spin-loop hints after its look at the entry.
+const WINDOW: u64 = 64;
+
+/// Trials of the natural control (reported, never judged), at most.
+const NATURAL_TRIALS: u64 = 100_000;
+
+/// Who publishes: the copy's `vmm_gpte_reset_dirty`, or a control.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Publisher {
+    /// The copy under test, which must lose nothing.
+    Copy,
+    /// The old behaviour in program order (store the word, then look at
+    /// the entry): only the store buffer can make it lose; reported.
+    Natural,
+    /// The old behaviour with its look at the entry first, then a window,
+    /// then the store of the word: what a store buffer allows, stretched;
+    /// it must lose.
+    Reordered,
+}
 
 /// The publisher's start moves by a random 0 to `SPREAD - 1` steps of an
 /// empty loop (module comment).
@@ -132,6 +156,7 @@ struct Litmus<'a> {
     gpt: *mut vmm_gpt_t,
     harvest: HarvestFn,
     reset: ResetFn,
+    publisher: Publisher,
     trials: u64,
     /// Losses to stop at, one per shape at least (0: none).
     enough: u64,
@@ -253,16 +278,36 @@ impl Litmus<'_> {
                 std::hint::black_box(i);
             }
             jitter(&mut rng);
-            self.word.0.store(t, Ordering::Relaxed);
-            // Only the CPU may move the store past the reset's look at the
-            // entry (the store buffer), not the compiler.
-            compiler_fence(Ordering::SeqCst);
-            // SAFETY: the target's entry, in a live leaf table; the reset
-            // is the copy's (or the control's), atomic on the entry.
-            unsafe { (self.reset)(self.target.as_ptr(), true) };
+            if self.publisher == Publisher::Reordered {
+                self.publish_reordered(t, &mut rng);
+            } else {
+                self.word.0.store(t, Ordering::Relaxed);
+                // Only the CPU may move the store past the reset's look at
+                // the entry (the store buffer), not the compiler.
+                compiler_fence(Ordering::SeqCst);
+                // SAFETY: the target's entry, in a live leaf table; the
+                // reset is the copy's (or the natural control's), atomic on
+                // the entry.
+                unsafe { (self.reset)(self.target.as_ptr(), true) };
+            }
             if !self.barrier(2 * t) {
                 break;
             }
+        }
+    }
+
+    /// The reordered control's publisher: the old behaviour's look at the
+    /// entry (a plain load; nothing stored when the bit is already set)
+    /// first, then 0 to `WINDOW - 1` spin-loop hints, then the store of the
+    /// word.
+    fn publish_reordered(&self, t: u64, rng: &mut vmm_gpt_harness::Rng) {
+        let pte = self.target.load(Ordering::Acquire);
+        for _ in 0..(rng.next() >> 40) % WINDOW {
+            std::hint::spin_loop();
+        }
+        self.word.0.store(t, Ordering::Relaxed);
+        if pte & self.dirty == 0 {
+            self.target.fetch_or(self.dirty, Ordering::SeqCst);
         }
     }
 
@@ -399,6 +444,35 @@ fn cpus_available() -> usize {
     }
 }
 
+/// The first two CPUs of this process's set, when it has two.
+fn two_cpus() -> Option<[usize; 2]> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
+    // fills it, and CPU_ISSET reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        let mut cpus = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set));
+        Some([cpus.next()?, cpus.next()?])
+    }
+}
+
+/// Pins the calling thread to `cpu` (test_litmus.c's pin_pair: each side
+/// then shares its CPU with other work at most, never with the other side,
+/// so that beside busy processes the two still run at once rather than
+/// hand over through futex sleeps).
+fn pin_self(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes one
+    // bit of it within CPU_SETSIZE (cpu came from the process's set);
+    // sched_setaffinity(0, ..) only changes the calling thread's mask.
+    unsafe {
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
+    }
+}
+
 /// The copy's format, installed until dropped (with the lock held).
 struct Installed(&'static Api);
 
@@ -453,7 +527,7 @@ impl Drop for Tables {
 fn run_phase(
     h: &Harvest,
     format: Format,
-    reset: ResetFn,
+    publisher: Publisher,
     trials: u64,
     enough: u64,
     limit: Duration,
@@ -469,7 +543,11 @@ fn run_phase(
         dirty,
         gpt: tables.gpt.as_ptr(),
         harvest: h.harvest_dirty,
-        reset,
+        reset: match publisher {
+            Publisher::Natural => control_reset_dirty,
+            _ => h.api.reset_dirty,
+        },
+        publisher,
         trials,
         enough,
         limit,
@@ -480,9 +558,22 @@ fn run_phase(
             abort: AtomicBool::new(false),
         }),
     };
+    let cpus = two_cpus();
     let out = std::thread::scope(|s| {
-        s.spawn(|| lm.publisher());
-        s.spawn(|| lm.scanner()).join().expect("the scanner")
+        s.spawn(|| {
+            if let Some(c) = cpus {
+                pin_self(c[0]);
+            }
+            lm.publisher()
+        });
+        s.spawn(|| {
+            if let Some(c) = cpus {
+                pin_self(c[1]);
+            }
+            lm.scanner()
+        })
+        .join()
+        .expect("the scanner")
     });
     // Nothing but the dirty bits ever changed.
     let now = target.load(Ordering::SeqCst);
@@ -513,7 +604,7 @@ fn run_copy(h: &Harvest, format: Format, trials: u64, limit: Duration) -> (u64, 
         failed += 1;
     };
 
-    let (out, check) = run_phase(h, format, h.api.reset_dirty, trials, 0, limit);
+    let (out, check) = run_phase(h, format, Publisher::Copy, trials, 0, limit);
     println!(
         "{NAME}: {}, {format:?}: {} trials in {:.2} s, {} lost dirty pages ({} {}, {} {})",
         h.api.name,
@@ -558,21 +649,22 @@ fn run_copy(h: &Harvest, format: Format, trials: u64, limit: Duration) -> (u64, 
         passed += 1;
     }
 
-    // The control: the old publisher loses pages against the same scanner.
+    // The natural control: the old publisher in program order; its rate is
+    // the test's power against the real defect, printed, never judged.
     CONTROL_DIRTY_BIT.store(format.bit_dirty(), Ordering::Relaxed);
     let (out, check) = run_phase(
         h,
         format,
-        control_reset_dirty,
-        trials,
-        CONTROL_ENOUGH,
-        limit,
+        Publisher::Natural,
+        NATURAL_TRIALS.min(trials),
+        0,
+        NATURAL_LIMIT,
     );
-    let cpus = cpus_available();
     let lost = out.lost[0] + out.lost[1];
     println!(
-        "{NAME}: control (no compare-and-swap when the bit is already set), {}, {format:?}: {} \
-         trials in {:.2} s, {lost} lost dirty pages ({:.3}%; {} {}, {} {}), on {cpus} CPUs",
+        "{NAME}: natural control (no compare-and-swap when the bit is already set; not \
+         judged), {}, {format:?}: {} trials in {:.2} s, {lost} lost dirty pages ({:.4}%; {} {}, \
+         {} {})",
         h.api.name,
         out.done,
         out.seconds,
@@ -583,23 +675,61 @@ fn run_copy(h: &Harvest, format: Format, trials: u64, limit: Duration) -> (u64, 
         SHAPES[1].0,
     );
     let mut ok = true;
+    if let Some(w) = out.wrong {
+        ok = false;
+        fail(format!("natural control: a harvest reported wrongly: {w}"));
+    }
+    if let Err(e) = check {
+        ok = false;
+        fail(format!("natural control: {e}"));
+    }
+
+    // The reordered control: the old publisher with its look at the entry
+    // before its store loses pages against the same scanner.
+    let (out, check) = run_phase(
+        h,
+        format,
+        Publisher::Reordered,
+        u64::MAX,
+        CONTROL_ENOUGH,
+        limit,
+    );
+    let cpus = cpus_available();
+    let lost = out.lost[0] + out.lost[1];
+    println!(
+        "{NAME}: reordered control (look at the entry, 0-{} spins, store the word), {}, \
+         {format:?}: {} trials in {:.3} s, {lost} lost dirty pages ({:.2}%; {} {}, {} {}), on \
+         {cpus} CPUs",
+        WINDOW - 1,
+        h.api.name,
+        out.done,
+        out.seconds,
+        100.0 * lost as f64 / out.done.max(1) as f64,
+        out.lost[0],
+        SHAPES[0].0,
+        out.lost[1],
+        SHAPES[1].0,
+    );
     if cpus < 2 {
         println!("{NAME}: control: one CPU, where the loss cannot happen: not judged");
-    } else if lost == 0 {
+    } else if out.lost[0] == 0 || out.lost[1] == 0 {
         ok = false;
         fail(format!(
-            "control: the old publisher lost no dirty page in {} trials ({:.0} s) on {cpus} \
-             CPUs: the test cannot see the loss it is for",
-            out.done, out.seconds
+            "reordered control: the old publisher lost {} and {} dirty pages with the two \
+             harvests in {} trials ({:.0} s) on {cpus} CPUs: the test cannot see the loss it is \
+             for",
+            out.lost[0], out.lost[1], out.done, out.seconds
         ));
     }
     if let Some(w) = out.wrong {
         ok = false;
-        fail(format!("control: a harvest reported wrongly: {w}"));
+        fail(format!(
+            "reordered control: a harvest reported wrongly: {w}"
+        ));
     }
     if let Err(e) = check {
         ok = false;
-        fail(format!("control: {e}"));
+        fail(format!("reordered control: {e}"));
     }
     if ok {
         passed += 1;

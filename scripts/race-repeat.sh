@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Runs every race-dependent test of the project many times in a row, the
+# later half beside busy processes, and summarizes what the verdicts rest
+# on: the controls' loss rates, the phases' times, the stress floors, the
+# run times.  docs/race-tests.md says what each test's bound is and quotes
+# this script's numbers.
+#
+# The set, each run:
+#   - the C litmus and stress tests (ctest/c/test_litmus.c, test_stress.c)
+#     in every C-test executable: the library (DEBUG), the release
+#     staticlib, both kernel objects, the original DEBUG and non-DEBUG;
+#   - the harvest litmus test (difftest/tests/harvest_litmus.rs) over every
+#     opt-in copy;
+#   - the consumer's concurrent scenario (consumer/tests/concurrent.rs) over
+#     every copy.
+#
+# Usage: scripts/race-repeat.sh [--runs N] [--busy-from K] [--busy-procs P]
+#                               [--out DIR] [--stress-ms MS]
+#        scripts/race-repeat.sh --summary DIR
+#   --runs N        runs in all (default 200)
+#   --busy-from K   runs K..N have P busy processes beside them (default
+#                   N/2 + 1: the second half)
+#   --busy-first    the busy runs first instead: runs 1..N/2 are beside
+#                   the busy processes, the rest not
+#   --busy-procs P  busy processes (default 2: both CPUs of the test machine)
+#   --out DIR       where the logs and the summary go (default
+#                   target/race-repeat)
+#   --stress-ms MS  each stress phase's minimum (VTEST_STRESS_MS; default
+#                   200, a third of the test command's 600 ms: the A/D
+#                   race's activity floors are waited for, so a shorter
+#                   phase only makes them harder to meet)
+#   --summary DIR   only summarize the logs in DIR
+#
+# Needs ILLUMOS_GATE (the original, for its C-test executables and the
+# consumer); stops at the first failed run, whose log it names.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=200 busy_from="" busy_first="" busy_procs=2 out=target/race-repeat stress_ms=200 summary_only=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --busy-from) busy_from="$2"; shift 2 ;;
+    --busy-first) busy_first=1; shift ;;
+    --busy-procs) busy_procs="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --stress-ms) stress_ms="$2"; shift 2 ;;
+    --summary) summary_only="$2"; shift 2 ;;
+    *) echo "race-repeat.sh: unknown argument $1 (see the comment at the top)" >&2; exit 2 ;;
+    esac
+done
+busy_from="${busy_from:-$((runs / 2 + 1))}"
+
+# The summary of the logs in $1: one line per fact, then the verdict.
+summarize() {
+    local dir="$1"
+    awk '
+    function num(s) { gsub(/[^0-9.]/, "", s); return s + 0 }
+    function minmax(key, v) {
+        if (!(key in lo) || v < lo[key]) lo[key] = v
+        if (!(key in hi) || v > hi[key]) hi[key] = v
+        sum[key] += v; cnt[key]++
+    }
+    FNR == 1 { busy = (FILENAME ~ /busy/) ? "busy" : "idle" }
+    # test_litmus.c: phase 1, the natural control, the reordered control.
+    /\| litmus: (DEBUG|non-DEBUG) .*trials in/ {
+        match($0, /: [0-9]+ trials in [0-9.]+ s/); split(substr($0, RSTART, RLENGTH), a, " ")
+        minmax("C phase 1 seconds, " busy, a[5]); next
+    }
+    /\| litmus: natural control/ {
+        match($0, /\(([0-9.]+)%\)/); minmax("C natural control loss %, " busy, num(substr($0, RSTART, RLENGTH))); next
+    }
+    /\| litmus: reordered control/ {
+        match($0, /: [0-9]+ trials in [0-9.]+ s, [0-9]+ lost/); split(substr($0, RSTART, RLENGTH), a, " ")
+        minmax("C reordered control trials, " busy, a[2]); minmax("C reordered control seconds, " busy, a[5])
+        match($0, /\(([0-9.]+)%\)/); minmax("C reordered control loss %, " busy, num(substr($0, RSTART, RLENGTH))); next
+    }
+    /\| [0-9]+ hardware, [0-9]+ kernel operations/ {
+        minmax("C A/D stress hardware ops, " busy, $2 + 0)
+        match($0, /in [0-9.]+ s/); minmax("C A/D stress seconds, " busy, num(substr($0, RSTART + 3, RLENGTH - 3))); next
+    }
+    /\| [0-9]+ rounds, [0-9]+ lost map races/ { minmax("C map race rounds, " busy, $2 + 0); next }
+    # harvest_litmus.rs
+    /^harvest_litmus: natural control/ {
+        match($0, /\(([0-9.]+)%;/); minmax("harvest natural control loss %, " busy, num(substr($0, RSTART, RLENGTH))); next
+    }
+    /^harvest_litmus: reordered control/ {
+        match($0, /: [0-9]+ trials in [0-9.]+ s, [0-9]+ lost/); split(substr($0, RSTART, RLENGTH), a, " ")
+        minmax("harvest reordered control trials, " busy, a[2]); minmax("harvest reordered control seconds, " busy, a[5])
+        match($0, /\(([0-9.]+)%;/); minmax("harvest reordered control loss %, " busy, num(substr($0, RSTART, RLENGTH))); next
+    }
+    /^harvest_litmus: .*: [0-9]+ trials in [0-9.]+ s, [0-9]+ lost/ {
+        match($0, /: [0-9]+ trials in [0-9.]+ s/); split(substr($0, RSTART, RLENGTH), a, " ")
+        minmax("harvest phase 1 seconds, " busy, a[5]); next
+    }
+    /^[0-9]+ runs \([0-9]+ copies x [0-9]+ parameter sets\).* in [0-9.]+ s$/ {
+        minmax("consumer concurrent comparison seconds, " busy, $(NF - 1) + 0); next
+    }
+    /^race-repeat: run [0-9]+ .* seconds$/ { minmax("run seconds, " busy, $(NF - 1) + 0); next }
+    END {
+        for (k in lo)
+            printf "%-46s min %10.4f  mean %10.4f  max %10.4f  (%d)\n", k, lo[k], sum[k] / cnt[k], hi[k], cnt[k]
+    }' "$dir"/run-*.log | sort
+    local total failed
+    total=$(ls "$dir"/run-*.log 2>/dev/null | wc -l)
+    failed=$(grep -l "^race-repeat: run [0-9]* FAILED" "$dir"/run-*.log 2>/dev/null | wc -l)
+    echo "race-repeat: $((total - failed)) passed, $failed failed"
+}
+
+if [ -n "$summary_only" ]; then
+    summarize "$summary_only"
+    exit 0
+fi
+
+test -n "${ILLUMOS_GATE:-}" || { echo "race-repeat.sh: set ILLUMOS_GATE (e.g. ../shared/illumos-gate)" >&2; exit 2; }
+ILLUMOS_GATE="$(cd "$ILLUMOS_GATE" && pwd)"
+export ILLUMOS_GATE VMM_GPT_REQUIRE_REFERENCE=1 VMM_GPT_REQUIRE_KERNEL_OBJECT=1 VMM_GPT_REQUIRE_HARVEST=1
+
+echo "race-repeat: building the kernel objects, the staticlibs and the tests"
+bash illumos-build/build.sh >/dev/null
+bash illumos-build/build.sh --harvest >/dev/null
+cargo build -q --release -p vmm-gpt
+cargo build -q --release -p vmm-gpt --features harvest-dirty --target-dir target/harvest
+export VMM_GPT_KERNEL_OBJECT="$PWD/target/kernel/vmm_gpt.o"
+export VMM_GPT_KERNEL_OBJECT_DEBUG="$PWD/target/kernel/vmm_gpt.debug.o"
+export VMM_GPT_HARVEST_STATICLIB="$PWD/target/harvest/release/libvmm_gpt.a"
+export VMM_GPT_KERNEL_OBJECT_HARVEST="$PWD/target/kernel/vmm_gpt.harvest.o"
+export VMM_GPT_KERNEL_OBJECT_HARVEST_DEBUG="$PWD/target/kernel/vmm_gpt.harvest.debug.o"
+export VMM_GPT_RELEASE_STATICLIB="$PWD/target/release/libvmm_gpt.a"
+c_tests=(--test c_unit --test c_unit_release --test c_unit_kernel_object
+    --test c_unit_reference --test c_unit_reference_ndebug)
+cargo test -q -p vmm-gpt-ctest "${c_tests[@]}" --no-run 2>/dev/null
+cargo test -q -p vmm-gpt-difftest --test harvest_litmus --no-run 2>/dev/null
+cargo test -q -p vmm-gpt-consumer --test concurrent --no-run 2>/dev/null
+
+rm -rf "$out"
+mkdir -p "$out"
+busy_pids=()
+stop_busy() {
+    [ ${#busy_pids[@]} -gt 0 ] && kill "${busy_pids[@]}" 2>/dev/null || true
+    busy_pids=()
+}
+trap stop_busy EXIT
+trap 'stop_busy; exit 130' INT TERM
+start_busy() {
+    for ((p = 0; p < busy_procs; p++)); do
+        (while :; do :; done) &
+        busy_pids+=($!)
+    done
+}
+
+# One run of the set; its output goes to $1; fails when any test fails.
+run_set() {
+    VTEST_VERBOSE=1 VMM_GPT_VALGRIND=0 VTEST_STRESS_MS="$stress_ms" \
+        cargo test -q -p vmm-gpt-ctest "${c_tests[@]}" -- litmus stress >>"$1" 2>&1 &&
+        cargo test -q -p vmm-gpt-difftest --test harvest_litmus >>"$1" 2>&1 &&
+        cargo test -q -p vmm-gpt-consumer --test concurrent >>"$1" 2>&1
+}
+
+if [ -n "$busy_first" ]; then
+    echo "race-repeat: $runs runs, $busy_procs busy processes for runs 1 to $((runs / 2)), logs in $out"
+else
+    echo "race-repeat: $runs runs, $busy_procs busy processes from run $busy_from, logs in $out"
+fi
+for ((i = 1; i <= runs; i++)); do
+    if [ -n "$busy_first" ]; then
+        [ "$i" -eq 1 ] && start_busy
+        [ "$i" -eq $((runs / 2 + 1)) ] && stop_busy
+        kind=idle
+        [ "$i" -le $((runs / 2)) ] && kind=busy
+    else
+        [ "$i" -eq "$busy_from" ] && start_busy
+        kind=idle
+        [ "$i" -ge "$busy_from" ] && kind=busy
+    fi
+    log="$out/run-$(printf %03d "$i")-$kind.log"
+    start=$(date +%s.%N)
+    if run_set "$log"; then
+        verdict=passed
+    else
+        verdict=FAILED
+    fi
+    secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+    echo "race-repeat: run $i $verdict ($kind, load $(cut -d' ' -f1 /proc/loadavg)) in $secs seconds" | tee -a "$log"
+    if [ "$verdict" = FAILED ]; then
+        echo "race-repeat: run $i failed: see $log" >&2
+        stop_busy
+        summarize "$out" | tee "$out/summary.txt"
+        exit 1
+    fi
+done
+stop_busy
+summarize "$out" | tee "$out/summary.txt"
