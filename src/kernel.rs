@@ -3,7 +3,8 @@
 //!
 //! Nothing else is imported (`memcpy` and friends aside, which the compiler
 //! may emit and genunix provides).  In the userland test harness these are
-//! provided by the kernel stand-in in `harness/c/kernel.c`.
+//! provided by the kernel stand-in in `harness/c/kernel.c`, in the unit
+//! tests of `src/` (`cargo test -p vmm-gpt --lib`) by `stand_in`.
 
 use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
 
