@@ -2,8 +2,8 @@
  * Userland stand-in for the illumos <sys/ccompile.h>: compiler attribute
  * shorthands.  (glibc has no such header and defines none of these.)
  */
-#ifndef _VMM_CTEST_SYS_CCOMPILE_H
-#define	_VMM_CTEST_SYS_CCOMPILE_H
+#ifndef _VMM_HARNESS_SYS_CCOMPILE_H
+#define	_VMM_HARNESS_SYS_CCOMPILE_H
 
 #ifndef __packed
 #define	__packed		__attribute__((__packed__))
@@ -18,4 +18,4 @@
 #define	__PRINTFLIKE(n)		__KPRINTFLIKE(n)
 #endif
 
-#endif /* _VMM_CTEST_SYS_CCOMPILE_H */
+#endif /* _VMM_HARNESS_SYS_CCOMPILE_H */

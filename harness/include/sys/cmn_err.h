@@ -3,8 +3,8 @@
  * panic().  kernel.c records cmn_err() messages for the tests (ktest.h);
  * panic() prints "panic: <message>" to stderr and abort()s.
  */
-#ifndef _VMM_CTEST_SYS_CMN_ERR_H
-#define	_VMM_CTEST_SYS_CMN_ERR_H
+#ifndef _VMM_HARNESS_SYS_CMN_ERR_H
+#define	_VMM_HARNESS_SYS_CMN_ERR_H
 
 #include <sys/types.h>
 
@@ -17,4 +17,4 @@
 extern void cmn_err(int, const char *, ...) __KPRINTFLIKE(2);
 extern void panic(const char *, ...) __KPRINTFLIKE(1) __NORETURN;
 
-#endif /* _VMM_CTEST_SYS_CMN_ERR_H */
+#endif /* _VMM_HARNESS_SYS_CMN_ERR_H */

@@ -3,8 +3,8 @@
  * layout of kernel structures that embed one (struct as).  A kcondvar_t is
  * one ushort_t.
  */
-#ifndef _VMM_CTEST_SYS_CONDVAR_H
-#define	_VMM_CTEST_SYS_CONDVAR_H
+#ifndef _VMM_HARNESS_SYS_CONDVAR_H
+#define	_VMM_HARNESS_SYS_CONDVAR_H
 
 #include <sys/types.h>
 
@@ -12,4 +12,4 @@ typedef struct _kcondvar {
 	ushort_t	_opaque;
 } kcondvar_t;
 
-#endif /* _VMM_CTEST_SYS_CONDVAR_H */
+#endif /* _VMM_HARNESS_SYS_CONDVAR_H */

@@ -9,8 +9,8 @@
  * Unlike the kernel (where a set `aok` makes assfail() return), these never
  * return, so they are declared noreturn.
  */
-#ifndef _VMM_CTEST_SYS_DEBUG_H
-#define	_VMM_CTEST_SYS_DEBUG_H
+#ifndef _VMM_HARNESS_SYS_DEBUG_H
+#define	_VMM_HARNESS_SYS_DEBUG_H
 
 #include <sys/types.h>
 
@@ -56,4 +56,4 @@ extern void assfail3(const char *, uintmax_t, const char *, uintmax_t,
 
 #define	CTASSERT(x)		_Static_assert((x), #x)
 
-#endif /* _VMM_CTEST_SYS_DEBUG_H */
+#endif /* _VMM_HARNESS_SYS_DEBUG_H */

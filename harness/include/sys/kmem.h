@@ -2,8 +2,8 @@
  * Userland stand-in for the illumos <sys/kmem.h>.  kernel.c implements the
  * allocator with accounting (see ktest.h).
  */
-#ifndef _VMM_CTEST_SYS_KMEM_H
-#define	_VMM_CTEST_SYS_KMEM_H
+#ifndef _VMM_HARNESS_SYS_KMEM_H
+#define	_VMM_HARNESS_SYS_KMEM_H
 
 #include <sys/types.h>
 
@@ -18,4 +18,4 @@ extern void *kmem_alloc(size_t, int);
 extern void *kmem_zalloc(size_t, int);
 extern void kmem_free(void *, size_t);
 
-#endif /* _VMM_CTEST_SYS_KMEM_H */
+#endif /* _VMM_HARNESS_SYS_KMEM_H */

@@ -3,8 +3,8 @@
  * size.  Spelled as illumos does (int-typed PAGESIZE, PAGEMASK = ~PAGEOFFSET,
  * which sign-extends to 0xfffffffffffff000 when widened to 64 bits).
  */
-#ifndef _VMM_CTEST_SYS_MACHPARAM_H
-#define	_VMM_CTEST_SYS_MACHPARAM_H
+#ifndef _VMM_HARNESS_SYS_MACHPARAM_H
+#define	_VMM_HARNESS_SYS_MACHPARAM_H
 
 #define	PAGESHIFT	12
 #define	PAGESIZE	(1 << PAGESHIFT)
@@ -16,4 +16,4 @@
 #define	MMU_PAGEOFFSET	PAGEOFFSET
 #define	MMU_PAGEMASK	PAGEMASK
 
-#endif /* _VMM_CTEST_SYS_MACHPARAM_H */
+#endif /* _VMM_HARNESS_SYS_MACHPARAM_H */

@@ -3,8 +3,8 @@
  * layout of kernel structures that embed one (struct as).  On amd64 a
  * kmutex_t is one pointer.
  */
-#ifndef _VMM_CTEST_SYS_MUTEX_H
-#define	_VMM_CTEST_SYS_MUTEX_H
+#ifndef _VMM_HARNESS_SYS_MUTEX_H
+#define	_VMM_HARNESS_SYS_MUTEX_H
 
 #include <sys/types.h>
 
@@ -12,4 +12,4 @@ typedef struct mutex {
 	void	*_opaque[1];
 } kmutex_t;
 
-#endif /* _VMM_CTEST_SYS_MUTEX_H */
+#endif /* _VMM_HARNESS_SYS_MUTEX_H */

@@ -3,8 +3,8 @@
  * here needs what the real header drags in: cmn_err(), the text patcher and
  * the module symbol lookup.
  */
-#ifndef _VMM_CTEST_SYS_SUNDDI_H
-#define	_VMM_CTEST_SYS_SUNDDI_H
+#ifndef _VMM_HARNESS_SYS_SUNDDI_H
+#define	_VMM_HARNESS_SYS_SUNDDI_H
 
 #include <sys/types.h>
 #include <sys/cmn_err.h>
@@ -12,4 +12,4 @@
 #include <sys/modctl.h>
 #include <sys/systm.h>
 
-#endif /* _VMM_CTEST_SYS_SUNDDI_H */
+#endif /* _VMM_HARNESS_SYS_SUNDDI_H */

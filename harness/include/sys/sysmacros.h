@@ -6,8 +6,8 @@
  * spelled token for token as in glibc's <sys/param.h>, so including both
  * headers in either order is not a redefinition.
  */
-#ifndef _VMM_CTEST_SYS_SYSMACROS_H
-#define	_VMM_CTEST_SYS_SYSMACROS_H
+#ifndef _VMM_HARNESS_SYS_SYSMACROS_H
+#define	_VMM_HARNESS_SYS_SYSMACROS_H
 
 #include_next <sys/sysmacros.h>
 
@@ -35,4 +35,4 @@
 #define	IS_P2ALIGNED(v, a)	((((uintptr_t)(v)) & ((uintptr_t)(a) - 1)) == 0)
 #endif
 
-#endif /* _VMM_CTEST_SYS_SYSMACROS_H */
+#endif /* _VMM_HARNESS_SYS_SYSMACROS_H */

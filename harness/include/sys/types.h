@@ -7,8 +7,8 @@
  * pfn_t, uint_t, ulong_t, caddr_t, boolean_t, ...  The guard must differ
  * from glibc's (_SYS_TYPES_H).
  */
-#ifndef _VMM_CTEST_SYS_TYPES_H
-#define	_VMM_CTEST_SYS_TYPES_H
+#ifndef _VMM_HARNESS_SYS_TYPES_H
+#define	_VMM_HARNESS_SYS_TYPES_H
 
 #include_next <sys/types.h>
 
@@ -37,4 +37,4 @@ typedef unsigned long		pfn_t;
 
 typedef enum { B_FALSE = 0, B_TRUE = 1 } boolean_t;
 
-#endif /* _VMM_CTEST_SYS_TYPES_H */
+#endif /* _VMM_HARNESS_SYS_TYPES_H */

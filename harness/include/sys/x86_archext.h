@@ -2,8 +2,8 @@
  * Userland stand-in for the illumos <sys/x86_archext.h>: the memory types
  * (architectural MTRR/PAT encodings).
  */
-#ifndef _VMM_CTEST_SYS_X86_ARCHEXT_H
-#define	_VMM_CTEST_SYS_X86_ARCHEXT_H
+#ifndef _VMM_HARNESS_SYS_X86_ARCHEXT_H
+#define	_VMM_HARNESS_SYS_X86_ARCHEXT_H
 
 #include <sys/types.h>
 
@@ -14,4 +14,4 @@
 #define	MTRR_TYPE_WB		6	/* write-back */
 #define	MTRR_TYPE_UC_		7	/* uncacheable, PAT "UC-" */
 
-#endif /* _VMM_CTEST_SYS_X86_ARCHEXT_H */
+#endif /* _VMM_HARNESS_SYS_X86_ARCHEXT_H */

@@ -8,8 +8,8 @@
  * offset 0 would feed it the mutex; hat_getpfnum() in kernel.c panics when
  * handed anything but kas.a_hat.
  */
-#ifndef _VMM_CTEST_VM_AS_H
-#define	_VMM_CTEST_VM_AS_H
+#ifndef _VMM_HARNESS_VM_AS_H
+#define	_VMM_HARNESS_VM_AS_H
 
 #include <sys/types.h>
 #include <sys/condvar.h>
@@ -27,4 +27,4 @@ struct as {
 
 extern struct as kas;			/* the kernel's address space */
 
-#endif /* _VMM_CTEST_VM_AS_H */
+#endif /* _VMM_HARNESS_VM_AS_H */

@@ -3,8 +3,8 @@
  * long-mode page-table entry (AMD APM vol. 2; also the nested-paging format,
  * see docs/pte-formats.md).
  */
-#ifndef _VMM_CTEST_VM_HAT_PTE_H
-#define	_VMM_CTEST_VM_HAT_PTE_H
+#ifndef _VMM_HARNESS_VM_HAT_PTE_H
+#define	_VMM_HARNESS_VM_HAT_PTE_H
 
 #include <sys/types.h>
 #include <sys/mach_mmu.h>
@@ -21,4 +21,4 @@
 #define	PT_NX		(0x8000000000000000ull)	/* no execute */
 #define	PT_PADDR	PTE_PADDR_MASK	/* physical address, bits 12..51 */
 
-#endif /* _VMM_CTEST_VM_HAT_PTE_H */
+#endif /* _VMM_HARNESS_VM_HAT_PTE_H */
