@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use vmm_gpt_consumer::{
     available_pairs_of, close, copy, env_is_1, env_u64, first_difference, jobs, limit, run_all,
-    Format, Mode, Outcome, Params, BOUNDED_PAIRS, MISSING,
+    Format, Limit, Mode, Outcome, Params, BOUNDED_PAIRS, MISSING,
 };
 
 const NAME: &str = "consumer patches";
@@ -84,7 +84,11 @@ fn unfixed(first: u64, ops: u32) -> usize {
             .map(|p| (run, tag.to_string(), *p))
             .collect::<Vec<_>>()
     };
-    let short = Duration::from_secs(env_u64("VMM_GPT_CONSUMER_UNFIXED_LIMIT", 10));
+    let secs = Duration::from_secs(env_u64("VMM_GPT_CONSUMER_UNFIXED_LIMIT", 10));
+    let short = Limit {
+        cpu: secs,
+        wall: secs,
+    };
     let controls = run_all(&work(control.run, "lib"), jobs(), limit());
     let outcomes = run_all(&work(unfixed.run, "unfixed"), jobs(), short);
     let mut failed = 0;

@@ -10,7 +10,7 @@
 //! | `VMM_GPT_CONSUMER_SEED` | 1 | the first seed |
 //! | `VMM_GPT_CONSUMER_OPS` | 2000 | operations per run |
 //! | `VMM_GPT_CONSUMER_JOBS` | CPUs | runs at once |
-//! | `VMM_GPT_CONSUMER_LIMIT` | 120 | seconds before a run counts as hung |
+//! | `VMM_GPT_CONSUMER_LIMIT`, `_WALL_LIMIT` | 120, 3600 | seconds of CPU, of wall-clock time before a run counts as hung (`concurrent`) |
 
 use vmm_gpt_consumer::{env_u64, run_test, Mode, Params};
 
