@@ -194,6 +194,43 @@ struct Outcome {
     seconds: f64,
 }
 
+impl Outcome {
+    /// The losses of a control: "N lost dirty pages (P%; a the page alone,
+    /// b 32 pages around it)", the rate with `digits` decimals.
+    fn losses(&self, digits: usize) -> String {
+        let lost = self.lost[0] + self.lost[1];
+        format!(
+            "{lost} lost dirty pages ({:.digits$}%; {} {}, {} {})",
+            100.0 * lost as f64 / self.done.max(1) as f64,
+            self.lost[0],
+            SHAPES[0].0,
+            self.lost[1],
+            SHAPES[1].0,
+        )
+    }
+
+    /// What every phase must show whoever publishes: each harvest's count
+    /// and bitmap right (`self.wrong`), the entry changed in its dirty bit
+    /// only (`check`).  Fails each that does not, naming `what`.
+    fn invariants(
+        &self,
+        what: &str,
+        check: Result<(), String>,
+        fail: &mut impl FnMut(String),
+    ) -> bool {
+        let mut ok = true;
+        if let Some(w) = &self.wrong {
+            ok = false;
+            fail(format!("{what}a harvest reported wrongly: {w}"));
+        }
+        if let Err(e) = check {
+            ok = false;
+            fail(format!("{what}{e}"));
+        }
+        ok
+    }
+}
+
 fn futex_wait(addr: &AtomicU32, val: u32) {
     let ts = libc::timespec {
         tv_sec: 0,
@@ -637,13 +674,8 @@ fn run_copy(h: &Harvest, format: Format, trials: u64, limit: Duration) -> (u64, 
             out.first_lost
         ));
     }
-    if let Some(w) = out.wrong {
+    if !out.invariants("", check, &mut fail) {
         ok = false;
-        fail(format!("a harvest reported wrongly: {w}"));
-    }
-    if let Err(e) = check {
-        ok = false;
-        fail(e);
     }
     if ok {
         passed += 1;
@@ -660,29 +692,15 @@ fn run_copy(h: &Harvest, format: Format, trials: u64, limit: Duration) -> (u64, 
         0,
         NATURAL_LIMIT,
     );
-    let lost = out.lost[0] + out.lost[1];
     println!(
         "{NAME}: natural control (no compare-and-swap when the bit is already set; not \
-         judged), {}, {format:?}: {} trials in {:.2} s, {lost} lost dirty pages ({:.4}%; {} {}, \
-         {} {})",
+         judged), {}, {format:?}: {} trials in {:.2} s, {}",
         h.api.name,
         out.done,
         out.seconds,
-        100.0 * lost as f64 / out.done.max(1) as f64,
-        out.lost[0],
-        SHAPES[0].0,
-        out.lost[1],
-        SHAPES[1].0,
+        out.losses(4),
     );
-    let mut ok = true;
-    if let Some(w) = out.wrong {
-        ok = false;
-        fail(format!("natural control: a harvest reported wrongly: {w}"));
-    }
-    if let Err(e) = check {
-        ok = false;
-        fail(format!("natural control: {e}"));
-    }
+    let mut ok = out.invariants("natural control: ", check, &mut fail);
 
     // The reordered control: the old publisher with its look at the entry
     // before its store loses pages against the same scanner.
@@ -695,20 +713,14 @@ fn run_copy(h: &Harvest, format: Format, trials: u64, limit: Duration) -> (u64, 
         limit,
     );
     let cpus = cpus_available();
-    let lost = out.lost[0] + out.lost[1];
     println!(
         "{NAME}: reordered control (look at the entry, 0-{} spins, store the word), {}, \
-         {format:?}: {} trials in {:.3} s, {lost} lost dirty pages ({:.2}%; {} {}, {} {}), on \
-         {cpus} CPUs",
+         {format:?}: {} trials in {:.3} s, {}, on {cpus} CPUs",
         WINDOW - 1,
         h.api.name,
         out.done,
         out.seconds,
-        100.0 * lost as f64 / out.done.max(1) as f64,
-        out.lost[0],
-        SHAPES[0].0,
-        out.lost[1],
-        SHAPES[1].0,
+        out.losses(2),
     );
     if cpus < 2 {
         println!("{NAME}: control: one CPU, where the loss cannot happen: not judged");
@@ -721,15 +733,8 @@ fn run_copy(h: &Harvest, format: Format, trials: u64, limit: Duration) -> (u64, 
             out.lost[0], out.lost[1], out.done, out.seconds
         ));
     }
-    if let Some(w) = out.wrong {
+    if !out.invariants("reordered control: ", check, &mut fail) {
         ok = false;
-        fail(format!(
-            "reordered control: a harvest reported wrongly: {w}"
-        ));
-    }
-    if let Err(e) = check {
-        ok = false;
-        fail(format!("reordered control: {e}"));
     }
     if ok {
         passed += 1;
