@@ -21,7 +21,9 @@
 //!    unfixed (the test of the test: it must fail the driver's holds across
 //!    unmaps); the fix and `vmm_vm-hold-bounds.patch`, with the driver
 //!    compiled `-DCONSUMER_GPA_BOUNDED` (it then requires every hold and
-//!    fault beyond the vmspace to fail).
+//!    fault beyond the vmspace to fail).  The whole series that
+//!    `install-into-gate.sh --harvest --fixes` applies (the three patches)
+//!    is compiled the same way, though no copy runs it.
 //! 3. The combination is renamed once per implementation (`objcopy
 //!    --redefine-syms`): its imports of the vmm_gpt ABI get the
 //!    implementation's prefix (none for the library, `ref_` for the DEBUG
@@ -612,6 +614,21 @@ fn main() {
         let copy = ctx.patched_copy(&vmm_vm, &root, &dir, patches);
         let what = format!("vmm_vm.c ({name}: {})", patches.join(", "));
         combined.push((*variant, ctx.combine(&copy, &dir, &what, driver_flags)));
+    }
+    // The whole series `install-into-gate.sh --harvest --fixes` makes,
+    // compiled as the variants are (-Wall -Werror) though no copy runs it:
+    // its bound would change what the harvest pairs compare, and each of
+    // its patches runs in a variant above.
+    let series = [HARVEST_PATCH, UNMAP_PATCH, BOUNDS_PATCH];
+    if series.iter().all(|p| root.join(p).is_file()) {
+        let dir = ctx.dir("vmm_vm_series");
+        let copy = ctx.patched_copy(&vmm_vm, &root, &dir, &series);
+        ctx.compile_consumer(
+            &copy,
+            &dir.join("vmm_vm.o"),
+            ORIGINAL_CFLAGS,
+            &format!("compiling vmm_vm.c ({})", series.join(", ")),
+        );
     }
     let of = |v: Variant| combined.iter().find(|(w, _)| *w == v).map(|(_, p)| p);
     let plain = of(Variant::Fixed).expect("the fixed variant").clone();
