@@ -17,6 +17,7 @@
 # Usage: scripts/race-repeat.sh [--runs N] [--busy-from K] [--busy-procs P]
 #                               [--out DIR] [--stress-ms MS]
 #                               [--suites c,harvest,consumer]
+#                               [--consumer-seeds N]
 #        scripts/race-repeat.sh --summary DIR
 #   --runs N        runs in all (default 200)
 #   --busy-from K   runs K..N have P busy processes beside them (default
@@ -31,6 +32,10 @@
 #                   race's activity floors are waited for, so a shorter
 #                   phase only makes them harder to meet)
 #   --suites LIST   which of the three to run (default all: c,harvest,consumer)
+#   --consumer-seeds N  seeds per format of each consumer run (default 4,
+#                   as in the test command); run i takes the N seeds after
+#                   run i - 1's, so the runs together cover seeds 1 to
+#                   N x runs
 #   --summary DIR   only summarize the logs in DIR
 #
 # Needs ILLUMOS_GATE (the original, for its C-test executables and the
@@ -38,7 +43,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=200 busy_from="" busy_first="" busy_procs=2 out=target/race-repeat stress_ms=200 summary_only="" suites=c,harvest,consumer
+runs=200 busy_from="" busy_first="" busy_procs=2 out=target/race-repeat stress_ms=200 summary_only="" suites=c,harvest,consumer consumer_seeds=4
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -48,6 +53,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --stress-ms) stress_ms="$2"; shift 2 ;;
     --suites) suites="$2"; shift 2 ;;
+    --consumer-seeds) consumer_seeds="$2"; shift 2 ;;
     --summary) summary_only="$2"; shift 2 ;;
     *) echo "race-repeat.sh: unknown argument $1 (see the comment at the top)" >&2; exit 2 ;;
     esac
@@ -96,8 +102,11 @@ summarize() {
         match($0, /: [0-9]+ trials in [0-9.]+ s/); split(substr($0, RSTART, RLENGTH), a, " ")
         minmax("harvest phase 1 seconds, " busy, a[5]); next
     }
-    /^[0-9]+ runs \([0-9]+ copies x [0-9]+ parameter sets\).* in [0-9.]+ s$/ {
-        minmax("consumer concurrent comparison seconds, " busy, $(NF - 1) + 0); next
+    /^[0-9]+ runs \([0-9]+ copies x [0-9]+ parameter sets\)/ {
+        match($0, /transcripts, in [0-9.]+ s/); minmax("consumer concurrent runs seconds, " busy, num(substr($0, RSTART + 16, RLENGTH - 16)))
+        if (match($0, /slowest run took [0-9.]+ s/)) minmax("consumer slowest run seconds, " busy, num(substr($0, RSTART + 17, RLENGTH - 17)))
+        if (match($0, /most CPU time [0-9.]+ s/)) minmax("consumer most CPU seconds in a run, " busy, num(substr($0, RSTART + 14, RLENGTH - 14)))
+        next
     }
     /^race-repeat: run [0-9]+ .* seconds$/ { minmax("run seconds, " busy, $(NF - 1) + 0); next }
     END {
@@ -105,8 +114,8 @@ summarize() {
             printf "%-46s min %10.4f  mean %10.4f  max %10.4f  (%d)\n", k, lo[k], sum[k] / cnt[k], hi[k], cnt[k]
     }' "$dir"/run-*.log | sort
     local total failed
-    total=$(ls "$dir"/run-*.log 2>/dev/null | wc -l)
-    failed=$(grep -l "^race-repeat: run [0-9]* FAILED" "$dir"/run-*.log 2>/dev/null | wc -l)
+    total=$(find "$dir" -maxdepth 1 -name 'run-*.log' | wc -l)
+    failed=$( (grep -l "^race-repeat: run [0-9]* FAILED" "$dir"/run-*.log 2>/dev/null || true) | wc -l)
     echo "race-repeat: $((total - failed)) passed, $failed failed"
 }
 
@@ -163,7 +172,9 @@ run_set() {
         cargo test -q -p vmm-gpt-difftest --test harvest_litmus >>"$1" 2>&1 || return 1
     fi
     if has consumer; then
-        cargo test -q -p vmm-gpt-consumer --test concurrent >>"$1" 2>&1 || return 1
+        VMM_GPT_CONSUMER_THREAD_SEEDS="$consumer_seeds" \
+            VMM_GPT_CONSUMER_SEED=$(((i - 1) * consumer_seeds + 1)) \
+            cargo test -q -p vmm-gpt-consumer --test concurrent >>"$1" 2>&1 || return 1
     fi
 }
 
