@@ -97,4 +97,4 @@ else
     printf '\n# vmm_gpt.o from the Rust vmm-gpt crate (vmm_gpt/illumos-build/README.md)\n%s\n' \
         "$line" >>"$vmm/Makefile.rules"
 fi
-echo "install-into-gate.sh: done; build the vmm module as usual (README.md, step 4)"
+echo "install-into-gate.sh: done; build the vmm module as usual (illumos-build/README.md, step 3)"
