@@ -41,6 +41,11 @@
 # Needs ILLUMOS_GATE (the original, for its C-test executables and the
 # consumer); stops at the first failed run, whose log it names.
 set -euo pipefail
+# Paths given relative to the caller's directory, resolved before the cd.
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+caller_gate="${ILLUMOS_GATE:+$(abs "$ILLUMOS_GATE")}"
+caller_dir="$PWD"
+abs_from_caller() { case "$1" in /*) echo "$1" ;; *) echo "$caller_dir/$1" ;; esac; }
 cd "$(dirname "$0")/.."
 
 runs=200 busy_from="" busy_first="" busy_procs=2 out=target/race-repeat stress_ms=200 summary_only="" suites=c,harvest,consumer consumer_seeds=4
@@ -50,19 +55,29 @@ while [ $# -gt 0 ]; do
     --busy-from) busy_from="$2"; shift 2 ;;
     --busy-first) busy_first=1; shift ;;
     --busy-procs) busy_procs="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+    --out) out="$(abs_from_caller "$2")"; shift 2 ;;
     --stress-ms) stress_ms="$2"; shift 2 ;;
     --suites) suites="$2"; shift 2 ;;
     --consumer-seeds) consumer_seeds="$2"; shift 2 ;;
-    --summary) summary_only="$2"; shift 2 ;;
+    --summary) summary_only="$(abs_from_caller "$2")"; shift 2 ;;
     *) echo "race-repeat.sh: unknown argument $1 (see the comment at the top)" >&2; exit 2 ;;
     esac
 done
 busy_from="${busy_from:-$((runs / 2 + 1))}"
+for s in ${suites//,/ }; do
+    case "$s" in c | harvest | consumer) ;; *) echo "race-repeat.sh: unknown suite $s (c, harvest, consumer)" >&2; exit 2 ;; esac
+done
+[ -n "${suites//,/}" ] || { echo "race-repeat.sh: --suites names none" >&2; exit 2; }
+# A skipped stress case would pass silently.
+unset VTEST_SKIP_SLOW
 
 # The summary of the logs in $1: one line per fact, then the verdict.
 summarize() {
     local dir="$1"
+    if [ -z "$(find "$dir" -maxdepth 1 -name 'run-*.log' 2>/dev/null)" ]; then
+        echo "race-repeat: no run logs in $dir"
+        return 0
+    fi
     awk '
     function num(s) { gsub(/[^0-9.]/, "", s); return s + 0 }
     function minmax(key, v) {
@@ -70,7 +85,7 @@ summarize() {
         if (!(key in hi) || v > hi[key]) hi[key] = v
         sum[key] += v; cnt[key]++
     }
-    FNR == 1 { busy = (FILENAME ~ /busy/) ? "busy" : "idle" }
+    FNR == 1 { busy = (FILENAME ~ /-busy\.log$/) ? "busy" : "idle" }
     # test_litmus.c: phase 1, the natural control, the reordered control.
     /\| litmus: (DEBUG|non-DEBUG) .*trials in/ {
         match($0, /: [0-9]+ trials in [0-9.]+ s/); split(substr($0, RSTART, RLENGTH), a, " ")
@@ -82,6 +97,7 @@ summarize() {
     /\| litmus: reordered control/ {
         match($0, /: [0-9]+ trials in [0-9.]+ s, [0-9]+ lost/); split(substr($0, RSTART, RLENGTH), a, " ")
         minmax("C reordered control trials, " busy, a[2]); minmax("C reordered control seconds, " busy, a[5])
+        if (a[5] > 0) minmax("C reordered control trials per second, " busy, a[2] / a[5])
         match($0, /\(([0-9.]+)%\)/); minmax("C reordered control loss %, " busy, num(substr($0, RSTART, RLENGTH))); next
     }
     /\| [0-9]+ hardware, [0-9]+ kernel operations/ {
@@ -96,6 +112,13 @@ summarize() {
     /^harvest_litmus: reordered control/ {
         match($0, /: [0-9]+ trials in [0-9.]+ s, [0-9]+ lost/); split(substr($0, RSTART, RLENGTH), a, " ")
         minmax("harvest reordered control trials, " busy, a[2]); minmax("harvest reordered control seconds, " busy, a[5])
+        if (a[5] > 0) minmax("harvest reordered control trials per second, " busy, a[2] / a[5])
+        # Each shape has half the trials: its own loss rate, in %.
+        if (match($0, /; [0-9]+ the page alone, [0-9]+ 32 pages/)) {
+            split(substr($0, RSTART, RLENGTH), b, " ")
+            minmax("harvest reordered control loss % per shape, " busy, 100 * b[2] / (a[2] / 2))
+            minmax("harvest reordered control loss % per shape, " busy, 100 * b[6] / (a[2] / 2))
+        }
         match($0, /\(([0-9.]+)%;/); minmax("harvest reordered control loss %, " busy, num(substr($0, RSTART, RLENGTH))); next
     }
     /^harvest_litmus: .*: [0-9]+ trials in [0-9.]+ s, [0-9]+ lost/ {
@@ -113,10 +136,10 @@ summarize() {
         for (k in lo)
             printf "%-46s min %10.4f  mean %10.4f  max %10.4f  (%d)\n", k, lo[k], sum[k] / cnt[k], hi[k], cnt[k]
     }' "$dir"/run-*.log | sort
-    local total failed
-    total=$(find "$dir" -maxdepth 1 -name 'run-*.log' | wc -l)
+    local passed failed
+    passed=$( (grep -l "^race-repeat: run [0-9]* passed" "$dir"/run-*.log 2>/dev/null || true) | wc -l)
     failed=$( (grep -l "^race-repeat: run [0-9]* FAILED" "$dir"/run-*.log 2>/dev/null || true) | wc -l)
-    echo "race-repeat: $((total - failed)) passed, $failed failed"
+    echo "race-repeat: $passed passed, $failed failed"
 }
 
 if [ -n "$summary_only" ]; then
@@ -124,8 +147,8 @@ if [ -n "$summary_only" ]; then
     exit 0
 fi
 
-test -n "${ILLUMOS_GATE:-}" || { echo "race-repeat.sh: set ILLUMOS_GATE (e.g. ../shared/illumos-gate)" >&2; exit 2; }
-ILLUMOS_GATE="$(cd "$ILLUMOS_GATE" && pwd)"
+test -n "$caller_gate" || { echo "race-repeat.sh: set ILLUMOS_GATE (e.g. ../shared/illumos-gate)" >&2; exit 2; }
+ILLUMOS_GATE="$(cd "$caller_gate" && pwd)"
 export ILLUMOS_GATE VMM_GPT_REQUIRE_REFERENCE=1 VMM_GPT_REQUIRE_KERNEL_OBJECT=1 VMM_GPT_REQUIRE_HARVEST=1
 
 echo "race-repeat: building the kernel objects, the staticlibs and the tests"
@@ -142,9 +165,9 @@ export VMM_GPT_RELEASE_STATICLIB="$PWD/target/release/libvmm_gpt.a"
 c_tests=(--test c_unit --test c_unit_release --test c_unit_kernel_object
     --test c_unit_reference --test c_unit_reference_ndebug)
 has() { [[ ",$suites," == *",$1,"* ]]; }
-has c && cargo test -q -p vmm-gpt-ctest "${c_tests[@]}" --no-run 2>/dev/null
-has harvest && cargo test -q -p vmm-gpt-difftest --test harvest_litmus --no-run 2>/dev/null
-has consumer && cargo test -q -p vmm-gpt-consumer --test concurrent --no-run 2>/dev/null
+if has c; then cargo test -q -p vmm-gpt-ctest "${c_tests[@]}" --no-run; fi
+if has harvest; then cargo test -q -p vmm-gpt-difftest --test harvest_litmus --no-run; fi
+if has consumer; then cargo test -q -p vmm-gpt-consumer --test concurrent --no-run; fi
 
 rm -rf "$out"
 mkdir -p "$out"
@@ -154,7 +177,8 @@ stop_busy() {
     busy_pids=()
 }
 trap stop_busy EXIT
-trap 'stop_busy; exit 130' INT TERM
+trap 'stop_busy; exit 130' INT
+trap 'stop_busy; exit 143' TERM
 start_busy() {
     for ((p = 0; p < busy_procs; p++)); do
         (while :; do :; done) &

@@ -64,7 +64,8 @@
 //!   average 12-14), 13.5 s and 1.28 s (the whole test 920 s).  Now a run
 //!   is killed after 120 s of CPU time (`RLIMIT_CPU`: 94 times the busy
 //!   maximum; what load adds to CPU time is the harvester's and the
-//!   threads' yields and spins while they wait, which grew 12-fold here) or
+//!   threads' yields and spins while they wait, which grew 12-fold here, measured
+//!   while they still yielded with `sched_yield()`: see below) or
 //!   3600 s of wall-clock time (267 times the busy maximum, only there for
 //!   a run that sleeps forever).  A spinning hang is still caught within
 //!   about two minutes of CPU, a deadlock within an hour.
