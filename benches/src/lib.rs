@@ -31,9 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::MutexGuard;
 use std::time::Duration;
 
-use vmm_gpt_harness::{
-    layout, set_domain, Region, Rng, MTRR_UC, MTRR_WB, PROT_ALL as PROT_RWX, PROT_RW,
-};
+use vmm_gpt_harness::{layout, set_domain, HarvestFlags, Prot, Region, Rng, MTRR_UC, MTRR_WB};
 pub use vmm_gpt_harness::{Format, Gpt, Pte, PAGE};
 use vmm_gpt_impls::{self as impls, LIB};
 pub use vmm_gpt_impls::{Api, Harvest};
@@ -242,8 +240,8 @@ impl Workload {
 /// `VMM_GPT_HARVEST_RESET | VMM_GPT_HARVEST_BITMAP_OUT`
 /// (`include/sys/vmm_gpt_ext.h`): `VBO_RESET_DIRTY` with
 /// `VBO_FLAG_BITMAP_OUT`, what live migration asks for.
-pub const HARVEST_RESET_BITMAP_OUT: std::ffi::c_uint =
-    vmm_gpt_harness::HARVEST_RESET | vmm_gpt_harness::HARVEST_BITMAP_OUT;
+pub const HARVEST_RESET_BITMAP_OUT: HarvestFlags =
+    HarvestFlags::RESET.union(HarvestFlags::BITMAP_OUT);
 
 /// The opt-in staticlib (`VMM_GPT_HARVEST_STATICLIB` at build time,
 /// `hv_*`), whose `vmm_gpt_harvest_dirty` the harvest workloads measure.
@@ -616,7 +614,7 @@ impl Bench {
     fn map_all(g: &Gpt, addr: u64, len: u64) -> u64 {
         let mut n = 0;
         g.for_each_leaf(addr, len, |gpa, l| {
-            n += u64::from(l.map_at(FIRST_PFN + (gpa - addr) / PAGE, PROT_RWX, MTRR_WB));
+            n += u64::from(l.map_at(FIRST_PFN + (gpa - addr) / PAGE, Prot::all(), MTRR_WB));
         });
         n
     }
@@ -837,7 +835,7 @@ impl Bench {
             let mut mapped = 0u64;
             for r in regions.iter().filter(|r| !r.mmio) {
                 g.for_each_leaf(r.gpa, r.len, |_, l| {
-                    mapped += u64::from(l.map_at(pfn, PROT_RWX, MTRR_WB));
+                    mapped += u64::from(l.map_at(pfn, Prot::all(), MTRR_WB));
                     pfn += 1;
                 });
             }
@@ -846,7 +844,7 @@ impl Bench {
                 while gpa < r.gpa + r.len {
                     if let Some(l) = g.leaf(gpa) {
                         if l.is_mapped().is_none()
-                            && l.map_at(0xfe_0000 + (gpa >> 12), PROT_RW, MTRR_UC)
+                            && l.map_at(0xfe_0000 + (gpa >> 12), Prot::RW, MTRR_UC)
                         {
                             mapped += 1;
                         }
@@ -1007,7 +1005,7 @@ impl Bench {
                     BASE,
                     len as usize,
                     bitmap.as_mut_ptr(),
-                    HARVEST_RESET_BITMAP_OUT,
+                    HARVEST_RESET_BITMAP_OUT.bits(),
                 ) as u64
             },
             Scan::LockedCas => locked_cas(&g.gpt, BASE, len, dirty, &mut bitmap),

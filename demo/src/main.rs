@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use vmm_gpt::abi::LEVEL1;
 use vmm_gpt_harness::{
-    kmem, layout, Format, Gpt, Region, Rng, GIB, KIB, LIB, MIB, MTRR_UC, MTRR_WB, PAGE, PROT_ALL,
-    PROT_RW,
+    kmem, layout, Format, Gpt, Prot, Region, Rng, GIB, KIB, LIB, MIB, MTRR_UC, MTRR_WB, PAGE,
 };
 
 struct Phase {
@@ -107,7 +106,7 @@ fn run(format: &'static str, ram: u64, rounds: u32) -> Result<Report, String> {
         || {
             for r in regions.iter().filter(|r| !r.mmio) {
                 gpt.for_each_leaf(r.gpa, r.len, |_, pte| {
-                    if pte.map_at(next_pfn, PROT_ALL, MTRR_WB) {
+                    if pte.map_at(next_pfn, Prot::all(), MTRR_WB) {
                         mapped += 1;
                     }
                     next_pfn += 1;
@@ -131,7 +130,7 @@ fn run(format: &'static str, ram: u64, rounds: u32) -> Result<Report, String> {
                     // The leaf exists: the region is populated.
                     let leaf = gpt.leaf(gpa).expect("a populated region's leaf");
                     if !leaf.is_mapped_bare()
-                        && leaf.map_at(0xfe_0000 + (gpa >> 12), PROT_RW, MTRR_UC)
+                        && leaf.map_at(0xfe_0000 + (gpa >> 12), Prot::RW, MTRR_UC)
                     {
                         mapped += 1;
                     }

@@ -23,7 +23,28 @@
 
 use crate::regions::{self, Regions, Tables};
 use crate::runner::PFN_MASK;
-use crate::{Fill, Format, Op, GIB, GPA_END, LEVEL1, MIB, PAGE};
+use crate::{Fill, Format, Op, Prot, GIB, GPA_END, LEVEL1, MIB, PAGE};
+
+const RWX: Prot = Prot::all();
+const RX: Prot = Prot::READ.union(Prot::EXEC);
+const WX: Prot = Prot::WRITE.union(Prot::EXEC);
+/// The protections a fill draws from: mostly all three, every other set
+/// once (the same draws as when they were numbers: 7, 7, 7, 7, 3, 5, 1, 2,
+/// 4, 6).
+const FILL_PROTS: [Prot; 10] = [
+    RWX,
+    RWX,
+    RWX,
+    RWX,
+    Prot::RW,
+    RX,
+    Prot::READ,
+    Prot::WRITE,
+    Prot::EXEC,
+    WX,
+];
+/// The protections a fault draws from (7, 7, 7, 3, 5, 1).
+const FAULT_PROTS: [Prot; 6] = [RWX, RWX, RWX, Prot::RW, RX, Prot::READ];
 
 const M2: u64 = 2 * MIB;
 const G512: u64 = 512 * GIB;
@@ -858,7 +879,7 @@ impl Gen<'_> {
 
     fn fill(&mut self, s: &mut impl Source) -> Op {
         let (addr, len) = self.iter_range(s);
-        let prot = s.pick(&[7, 7, 7, 7, 3, 5, 1, 2, 4, 6]);
+        let prot = s.pick(&FILL_PROTS);
         let attr = self.attr(s);
         let skip = match s.below(10) {
             0..=5 => 0,
@@ -895,7 +916,7 @@ impl Gen<'_> {
             let gpa = self.hostile_gpa(s) & !(PAGE - 1);
             return Op::Fault {
                 gpa,
-                prot: s.pick(&[7, 7, 7, 3, 5, 1]),
+                prot: s.pick(&FAULT_PROTS),
                 attr: self.attr(s),
                 pfn: s.bits(40),
             };
@@ -910,7 +931,7 @@ impl Gen<'_> {
         self.remember(gpa & !(PAGE - 1));
         Op::Fault {
             gpa,
-            prot: s.pick(&[7, 7, 7, 3, 5, 1]),
+            prot: s.pick(&FAULT_PROTS),
             attr: self.attr(s),
             pfn: s.bits(40),
         }

@@ -59,7 +59,7 @@ pub use isolate::{run_isolated, shrink, spawn, Child, Outcome};
 pub use runner::run;
 
 pub use vmm_gpt::abi::{LEVEL1, LEVEL4};
-pub use vmm_gpt_harness::{GIB, MIB, PAGE};
+pub use vmm_gpt_harness::{Prot, GIB, MIB, PAGE};
 /// The end of the 48-bit guest-physical space that populate accepts.
 pub const GPA_END: u64 = 1 << 48;
 
@@ -71,7 +71,7 @@ pub use vmm_gpt_harness::Format;
 pub struct Fill {
     pub addr: u64,
     pub len: u64,
-    pub prot: u32,
+    pub prot: Prot,
     pub attr: u8,
     pub skip: u64,
     pub pfn: u64,
@@ -129,7 +129,7 @@ pub enum Op {
     /// region `vmm_gpt_map_at` (of host page `pfn`, or the one mapped).
     Fault {
         gpa: u64,
-        prot: u32,
+        prot: Prot,
         attr: u8,
         pfn: u64,
     },

@@ -9,7 +9,9 @@ use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_iter_t, vmm_gpt_t};
 
 use crate::impls::{self, Api, LIB_DOMAIN, REF_DOMAIN};
 use crate::regions::{self, Regions, Tables, VacatePlan};
-use crate::{exclusive, Divergence, Fill, Format, Op, Side, Stats, GPA_END, LEVEL1, LEVEL4, PAGE};
+use crate::{
+    exclusive, Divergence, Fill, Format, Op, Prot, Side, Stats, GPA_END, LEVEL1, LEVEL4, PAGE,
+};
 
 /// Physical-address bits of an entry (both formats): table addresses,
 /// masked out of non-leaf entries before comparing.
@@ -727,8 +729,8 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn valid_mapping(&self, prot: u32, attr: u8) -> bool {
-        (1..=7).contains(&prot) && self.format.memory_types().contains(&attr)
+    fn valid_mapping(&self, prot: Prot, attr: u8) -> bool {
+        !prot.is_empty() && Prot::all().contains(prot) && self.format.memory_types().contains(&attr)
     }
 
     /// `vmm_gpt_map_at` on both leaves (non-NULL, inside a live region).
@@ -736,7 +738,7 @@ impl Runner<'_> {
         &mut self,
         leaves: [*mut vmm_gpt_entry_t; 2],
         pfn: u64,
-        prot: u32,
+        prot: Prot,
         attr: u8,
     ) -> Res<()> {
         let [l, o] = leaves;
@@ -744,11 +746,11 @@ impl Runner<'_> {
             Some(mapped) => mapped,
             None => pfn & PFN_MASK,
         };
-        let what = || format!("vmm_gpt_map_at(pfn 0x{pfn:x}, prot {prot}, attr {attr})");
+        let what = || format!("vmm_gpt_map_at(pfn 0x{pfn:x}, {prot:?}, attr {attr})");
         // SAFETY: an entry of a live leaf table; if it maps a page it is
         // mapped with its own PFN, as a racing fault would.
         let mapped = self.call_both(leaves, what, |side, p| unsafe {
-            (side.api.map_at)(side.gpt, p, pfn as libc::c_ulong, prot, attr)
+            (side.api.map_at)(side.gpt, p, pfn as libc::c_ulong, prot.bits(), attr)
         })?;
         if mapped {
             self.stats.maps += 1;
@@ -853,7 +855,7 @@ impl Runner<'_> {
         })
     }
 
-    fn fault(&mut self, gpa: u64, prot: u32, attr: u8, pfn: u64) -> Res<()> {
+    fn fault(&mut self, gpa: u64, prot: Prot, attr: u8, pfn: u64) -> Res<()> {
         if !self.valid_mapping(prot, attr) {
             return self.skip();
         }

@@ -19,8 +19,8 @@ use vmm_gpt_difftest::impls::{self, Api};
 use vmm_gpt_difftest::regions;
 use vmm_gpt_difftest::{
     from_bytes, from_bytes_with, generate, generate_with, program, reference_available, run,
-    run_isolated, shrink, Divergence, Fill, Format, GenConfig, Op, Outcome, Side, GIB, GPA_END,
-    MIB, PAGE,
+    run_isolated, shrink, Divergence, Fill, Format, GenConfig, Op, Outcome, Prot, Side, GIB,
+    GPA_END, MIB, PAGE,
 };
 
 type TestResult = Result<(), String>;
@@ -73,7 +73,7 @@ fn mapped_region() -> Vec<Op> {
         Op::Fill(Fill {
             addr: 2 * MIB + 4 * PAGE,
             len: 16 * PAGE,
-            prot: 7,
+            prot: Prot::all(),
             attr: 6,
             skip: 0,
             pfn: 0x1234,
@@ -264,7 +264,7 @@ fn panic_is_a_crash_outcome() -> TestResult {
             },
             Op::Fault {
                 gpa,
-                prot: 7,
+                prot: Prot::all(),
                 attr: 6,
                 pfn: 0x42,
             },

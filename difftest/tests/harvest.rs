@@ -43,16 +43,16 @@ use std::os::fd::AsRawFd;
 use std::ffi::c_uint;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use vmm_gpt_difftest::{impls, program, Format, GIB, MIB, PAGE};
-use vmm_gpt_harness::{set_domain, Gpt, Rng, MTRR_WB, PROT_ALL};
+use vmm_gpt_harness::{set_domain, Gpt, HarvestFlags, Prot, Rng, MTRR_WB};
 
 use vmm_gpt::abi::vmm_gpt_t;
 use vmm_gpt_impls::{Api, Harvest, HarvestFn};
 
 const NAME: &str = "harvest";
 
-use vmm_gpt_harness::{
-    HARVEST_BITMAP_IN as BITMAP_IN, HARVEST_BITMAP_OUT as BITMAP_OUT, HARVEST_RESET as RESET,
-};
+const RESET: HarvestFlags = HarvestFlags::RESET;
+const BITMAP_IN: HarvestFlags = HarvestFlags::BITMAP_IN;
+const BITMAP_OUT: HarvestFlags = HarvestFlags::BITMAP_OUT;
 
 /// Guard bytes on each side of a bitmap.
 const GUARD: usize = 16;
@@ -144,7 +144,7 @@ fn build_tree(rng: &mut Rng, format: Format, a: &mut Side, b: &mut Side) -> Vec<
             );
             if r % 4 <= density {
                 let pfn = 0x1000 + (r >> 20) % 0x10_0000;
-                let prot = (1 + ((r >> 8) % 7) as u32) & PROT_ALL;
+                let prot = Prot::from_bits_retain(1 + ((r >> 8) % 7) as u32);
                 assert!(pa.map_at(pfn, prot, MTRR_WB) && pb.map_at(pfn, prot, MTRR_WB));
                 let mut bits = 0;
                 if r & 0x10 != 0 {
@@ -241,9 +241,10 @@ fn run_pair(
             let regions = build_tree(&mut rng, format, &mut a, &mut b);
             for op in 0..ops {
                 let (gpa, len) = pick_range(&mut rng, &regions, h.api.debug);
-                let mut flags = (rng.next() % 8) as u32;
+                // Every one of the 8 flag sets.
+                let mut flags = HarvestFlags::from_bits_retain((rng.next() % 8) as u32);
                 if gpa % PAGE != 0
-                    && flags & (BITMAP_IN | BITMAP_OUT) != 0
+                    && flags.intersects(BITMAP_IN | BITMAP_OUT)
                     && b.gpt.leaf(gpa).is_some()
                 {
                     // The loop would index 2^49 bytes past the bitmap (the
@@ -265,7 +266,7 @@ fn run_pair(
                         gpa,
                         len as usize,
                         bm_a.as_mut_ptr().add(GUARD),
-                        flags,
+                        flags.bits(),
                     )
                 };
                 set_domain(reference.domain);
@@ -275,7 +276,7 @@ fn run_pair(
                 let what = || {
                     format!(
                         "{} vs {}, {format:?}, seed {seed}, tree {tree}, harvest {op}: \
-                         vmm_gpt_harvest_dirty(0x{gpa:x}, 0x{len:x}, flags {flags})",
+                         vmm_gpt_harvest_dirty(0x{gpa:x}, 0x{len:x}, {flags:?})",
                         h.api.name, reference.name
                     )
                 };
@@ -373,7 +374,7 @@ fn tempfile() -> fs::File {
 /// pages at 2 MiB.
 fn must_panic(h: &Harvest) -> Result<(), String> {
     let _lock = vmm_gpt_difftest::exclusive();
-    let cases: [(&str, u64, u64, bool, u32, bool); 7] = [
+    let cases: [(&str, u64, u64, bool, HarvestFlags, bool); 7] = [
         (
             "bitmap flag, NULL bitmap",
             2 * MIB,
@@ -390,7 +391,14 @@ fn must_panic(h: &Harvest) -> Result<(), String> {
             BITMAP_IN | RESET,
             false,
         ),
-        ("unknown flags", 2 * MIB, 16 * PAGE, false, 8, false),
+        (
+            "unknown flags",
+            2 * MIB,
+            16 * PAGE,
+            false,
+            HarvestFlags::from_bits_retain(8),
+            false,
+        ),
         (
             "unaligned start over a leaf, bitmap out",
             2 * MIB + 8,
@@ -404,7 +412,7 @@ fn must_panic(h: &Harvest) -> Result<(), String> {
             0u64.wrapping_sub(PAGE),
             2 * PAGE,
             false,
-            0,
+            HarvestFlags::empty(),
             true,
         ),
         (
@@ -437,7 +445,7 @@ fn must_panic(h: &Harvest) -> Result<(), String> {
                 gpt.populate(2 * MIB, 16 * PAGE);
                 for i in 0..16 {
                     let pte = gpt.leaf(2 * MIB + i * PAGE).expect("populated");
-                    pte.map_at(0x1000 + i, PROT_ALL, MTRR_WB);
+                    pte.map_at(0x1000 + i, Prot::all(), MTRR_WB);
                     pte.hw_set(Format::Ept.bit_dirty() | Format::Ept.bit_accessed());
                 }
                 let mut bitmap = [0xffu8; 8];
@@ -446,7 +454,7 @@ fn must_panic(h: &Harvest) -> Result<(), String> {
                 } else {
                     bitmap.as_mut_ptr()
                 };
-                (h.harvest_dirty)(gpt.as_ptr(), gpa, len as usize, bm, flags);
+                (h.harvest_dirty)(gpt.as_ptr(), gpa, len as usize, bm, flags.bits());
                 std::mem::forget(gpt);
                 0
             }
@@ -460,7 +468,7 @@ fn must_panic(h: &Harvest) -> Result<(), String> {
         };
         if !ok {
             return Err(format!(
-                "{}: {what} (0x{gpa:x} + 0x{len:x}, flags {flags}): ended {outcome:?} (Err: \
+                "{}: {what} (0x{gpa:x} + 0x{len:x}, {flags:?}): ended {outcome:?} (Err: \
                  signal), expected {}; output: {text}",
                 h.api.name,
                 if expect_panic {
@@ -505,13 +513,13 @@ unsafe extern "C" fn doctored(
         match DOCTOR.load(Ordering::Relaxed) {
             1 => {
                 let n = real(gpt, gpa, len, bitmap, flags);
-                if n > 0 && flags & BITMAP_OUT != 0 {
+                if n > 0 && flags & BITMAP_OUT.bits() != 0 {
                     *bitmap ^= 0x80;
                 }
                 n
             }
             2 => real(gpt, gpa, len.saturating_sub(PAGE as usize), bitmap, flags),
-            3 => real(gpt, gpa, len, bitmap, flags | RESET),
+            3 => real(gpt, gpa, len, bitmap, flags | RESET.bits()),
             _ => real(gpt, gpa, len, bitmap, flags).wrapping_add(usize::from(len > 64 * 4096)),
         }
     }

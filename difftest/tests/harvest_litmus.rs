@@ -88,12 +88,10 @@ use std::time::{Duration, Instant};
 
 use vmm_gpt::abi::{vmm_gpt_entry_t, vmm_gpt_t};
 use vmm_gpt_difftest::{impls, program, Format, GIB, MIB, PAGE};
-use vmm_gpt_harness::{set_domain, Gpt, MTRR_WB, PROT_ALL};
+use vmm_gpt_harness::{set_domain, Gpt, HarvestFlags, Prot, MTRR_WB};
 use vmm_gpt_impls::{Api, Harvest, HarvestFn};
 
 const NAME: &str = "harvest_litmus";
-
-use vmm_gpt_harness::{HARVEST_BITMAP_OUT as BITMAP_OUT, HARVEST_RESET as RESET};
 
 /// The natural control's time limit: it stops there, without a verdict.
 const NATURAL_LIMIT: Duration = Duration::from_secs(5);
@@ -396,7 +394,7 @@ impl Litmus<'_> {
                     gpa,
                     len as usize,
                     bitmap.as_mut_ptr(),
-                    RESET | BITMAP_OUT,
+                    (HarvestFlags::RESET | HarvestFlags::BITMAP_OUT).bits(),
                 )
             };
             compiler_fence(Ordering::SeqCst);
@@ -551,7 +549,7 @@ impl Tables {
         for i in (0..RANGE_PAGES).filter(|&i| i != HOLE_INDEX) {
             let pte = gpt.leaf(RANGE + i * PAGE).expect("a populated page");
             assert!(
-                pte.map_at(0x1000 + i, PROT_ALL, MTRR_WB),
+                pte.map_at(0x1000 + i, Prot::all(), MTRR_WB),
                 "{}: map_at",
                 api.name
             );

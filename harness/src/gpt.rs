@@ -110,15 +110,20 @@ impl Gpt {
     }
 
     /// `vmspace_bits_operate()`'s loop (vmm_vm.c) for `VBO_GET_DIRTY` /
-    /// `VBO_RESET_DIRTY` with `flags` (`HARVEST_RESET`, `_BITMAP_IN`,
-    /// `_BITMAP_OUT`), over this implementation's iterator and A/D
+    /// `VBO_RESET_DIRTY` with `flags` ([`crate::HarvestFlags`]), over this implementation's iterator and A/D
     /// functions: what `vmm_gpt_harvest_dirty` replaces.  `bitmap` starts at
     /// the bitmap; an index the C loop would write out of bounds panics
     /// here instead.  Returns the pages whose value was true.
     #[inline]
-    pub fn bits_operate(&self, gpa: u64, len: u64, bitmap: &mut [u8], flags: u32) -> usize {
-        let bit_input = flags & crate::HARVEST_BITMAP_IN != 0;
-        let bit_output = flags & crate::HARVEST_BITMAP_OUT != 0;
+    pub fn bits_operate(
+        &self,
+        gpa: u64,
+        len: u64,
+        bitmap: &mut [u8],
+        flags: crate::HarvestFlags,
+    ) -> usize {
+        let bit_input = flags.contains(crate::HarvestFlags::BITMAP_IN);
+        let bit_output = flags.contains(crate::HarvestFlags::BITMAP_OUT);
         let mut found = 0;
         self.for_each_leaf(gpa, len, |entry_gpa, pte| {
             let pfn_offset = entry_gpa.wrapping_sub(gpa) >> 12;
@@ -127,7 +132,7 @@ impl Gpt {
             if bit_input && bitmap[bit_offset] & bit_mask == 0 {
                 return;
             }
-            let value = if flags & crate::HARVEST_RESET != 0 {
+            let value = if flags.contains(crate::HarvestFlags::RESET) {
                 pte.reset_dirty(false)
             } else {
                 pte.query_dirty()
@@ -158,7 +163,7 @@ impl Gpt {
     }
 
     /// `vmm_gpt_map_at()`.
-    pub fn map_at(&self, pte: Pte, pfn: u64, prot: u32, attr: u8) -> bool {
+    pub fn map_at(&self, pte: Pte, pfn: u64, prot: crate::Prot, attr: u8) -> bool {
         pte.map_at(pfn, prot, attr)
     }
 
@@ -270,19 +275,19 @@ impl Pte {
 
     /// `vmm_gpt_map_at()`.
     #[inline]
-    pub fn map_at(self, pfn: u64, prot: u32, attr: u8) -> bool {
+    pub fn map_at(self, pfn: u64, prot: crate::Prot, attr: u8) -> bool {
         // SAFETY: an entry of a live leaf table of this implementation's
         // live GPT.
-        unsafe { (self.api.map_at)(self.gpt, self.ptep.as_ptr(), pfn, prot, attr) }
+        unsafe { (self.api.map_at)(self.gpt, self.ptep.as_ptr(), pfn, prot.bits(), attr) }
     }
 
     /// `vmm_gpte_is_mapped(ptep, &pfn, &prot)`.
     #[inline]
-    pub fn is_mapped(self) -> Option<(u64, u32)> {
+    pub fn is_mapped(self) -> Option<(u64, crate::Prot)> {
         let (mut pfn, mut prot) = (0, 0);
         // SAFETY: an entry of a live table; the out-pointers are our locals.
         unsafe { (self.api.is_mapped)(self.ptep.as_ptr(), &mut pfn, &mut prot) }
-            .then_some((pfn, prot))
+            .then_some((pfn, crate::Prot::from_bits_retain(prot)))
     }
 
     /// `vmm_gpte_is_mapped(ptep, NULL, NULL)`.

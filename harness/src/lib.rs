@@ -28,20 +28,37 @@ pub const PAGE: u64 = 4096;
 pub const KIB: u64 = 1 << 10;
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
-/// `PROT_READ`, `PROT_WRITE`, `PROT_EXEC` of `<sys/mman.h>` and all three.
-pub const PROT_READ: u32 = 1;
-pub const PROT_WRITE: u32 = 2;
-pub const PROT_EXEC: u32 = 4;
-pub const PROT_ALL: u32 = PROT_READ | PROT_WRITE | PROT_EXEC;
-pub const PROT_RW: u32 = PROT_READ | PROT_WRITE;
-/// The flags of `vmm_gpt_harvest_dirty` (`VMM_GPT_HARVEST_*` of
-/// `include/sys/vmm_gpt_ext.h`, the library's opt-in extension, which the
-/// test crates' own link of the library leaves out), also those of
-/// [`Gpt::bits_operate`]: reset (`VBO_RESET_DIRTY`, else
-/// `VBO_GET_DIRTY`), bitmap in, bitmap out.
-pub const HARVEST_RESET: u32 = 1;
-pub const HARVEST_BITMAP_IN: u32 = 2;
-pub const HARVEST_BITMAP_OUT: u32 = 4;
+bitflags::bitflags! {
+    /// A mapping's protection: `PROT_READ`, `PROT_WRITE`, `PROT_EXEC` of
+    /// `<sys/mman.h>`, as `vmm_gpt_map_at` takes it (`.bits()` at the C
+    /// surface).  A value with other bits keeps them
+    /// (`Prot::from_bits_retain`), so a hostile one prints as it is.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Prot: u32 {
+        const READ = 1;
+        const WRITE = 2;
+        const EXEC = 4;
+    }
+}
+
+impl Prot {
+    /// Read and write.
+    pub const RW: Prot = Prot::READ.union(Prot::WRITE);
+}
+
+bitflags::bitflags! {
+    /// The flags of `vmm_gpt_harvest_dirty` (`VMM_GPT_HARVEST_*` of
+    /// `include/sys/vmm_gpt_ext.h`, the library's opt-in extension, which
+    /// the test crates' own link of the library leaves out), also those of
+    /// [`Gpt::bits_operate`]: reset (`VBO_RESET_DIRTY`, else
+    /// `VBO_GET_DIRTY`), bitmap in, bitmap out.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct HarvestFlags: u32 {
+        const RESET = 1;
+        const BITMAP_IN = 2;
+        const BITMAP_OUT = 4;
+    }
+}
 /// `MTRR_TYPE_UC` and `MTRR_TYPE_WB`, the memory types both formats accept.
 pub const MTRR_UC: u8 = 0;
 pub const MTRR_WB: u8 = 6;
@@ -172,21 +189,21 @@ impl Format {
     }
 
     /// The leaf entry mapping `pfn` (the format's `vpi_map_page`).
-    pub fn map_page(self, pfn: u64, prot: u32, attr: u8) -> u64 {
+    pub fn map_page(self, pfn: u64, prot: Prot, attr: u8) -> u64 {
         let f = self.pte_impl().vpi_map_page.expect("vpi_map_page");
         // SAFETY: a pure function of the stand-in's format; callers pass a
         // memory type it accepts.
-        unsafe { f(pfn, prot, attr) }
+        unsafe { f(pfn, prot.bits(), attr) }
     }
 
     /// The PFN and protection an entry maps, if it maps anything (the
     /// format's `vpi_pte_parse`).
-    pub fn parse(self, pte: u64) -> Option<(u64, u32)> {
+    pub fn parse(self, pte: u64) -> Option<(u64, Prot)> {
         let f = self.pte_impl().vpi_pte_parse.expect("vpi_pte_parse");
         let (mut pfn, mut prot) = (0, 0);
         // SAFETY: a pure function of the stand-in's format, writing only
         // through the two pointers, which point at our locals.
-        unsafe { f(pte, &mut pfn, &mut prot) }.then_some((pfn, prot))
+        unsafe { f(pte, &mut pfn, &mut prot) }.then_some((pfn, Prot::from_bits_retain(prot)))
     }
 
     /// The EPTP / nCR3 for a root table at `pfn` (the format's

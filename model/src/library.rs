@@ -13,7 +13,7 @@ use vmm_gpt::ffi;
 
 pub use vmm_gpt_harness::gpt::{walk_poison, Entries};
 pub use vmm_gpt_harness::{
-    hw_ad_supported, kmem, set_hw_ad_supported, Format, KmemStats, MTRR_UC, MTRR_WB, PROT_ALL,
+    hw_ad_supported, kmem, set_hw_ad_supported, Format, KmemStats, Prot, MTRR_UC, MTRR_WB,
 };
 pub use vmm_gpt_harness::{Gpt, Pte, LIB};
 

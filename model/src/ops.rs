@@ -9,7 +9,7 @@
 
 use proptest::prelude::*;
 
-use crate::library::{Format, MTRR_UC, MTRR_WB};
+use crate::library::{Format, Prot, MTRR_UC, MTRR_WB};
 use crate::model::{PAGE, SPACE_END};
 
 /// Where a new region starts.
@@ -49,7 +49,7 @@ pub enum Target {
 #[derive(Clone, Debug)]
 pub struct Mapping {
     pub pfn: u64,
-    pub prot: u32,
+    pub prot: Prot,
     pub attr: u8,
 }
 
@@ -176,7 +176,11 @@ fn mapping(format: Format) -> impl Strategy<Value = Mapping> {
         Format::Rvi => prop_oneof![Just(MTRR_WB), Just(MTRR_UC)].boxed(),
     };
     // A page is mapped with some access: PROT_NONE is never mapped.
-    (0u64..1 << 36, 1u32..=7, attr).prop_map(|(pfn, prot, attr)| Mapping { pfn, prot, attr })
+    (0u64..1 << 36, 1u32..=7, attr).prop_map(|(pfn, prot, attr)| Mapping {
+        pfn,
+        prot: Prot::from_bits_retain(prot),
+        attr,
+    })
 }
 
 fn span_pages() -> impl Strategy<Value = u64> {

@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::library::{self, Format, Gpt, KmemStats, Pte, Session, ENTRY_SPAN};
+use crate::library::{self, Format, Gpt, KmemStats, Prot, Pte, Session, ENTRY_SPAN};
 use crate::model::{Model, PAGE, SPACE_END};
 use crate::ops::{Base, Case, Mapping, Op, Target};
 
@@ -159,7 +159,9 @@ impl<'s> Runner<'s> {
             }
             Inject::ModelExtraEntry => {
                 let (s, _) = self.model.region(0).expect("a region");
-                let value = self.format.map_page(1, 7, crate::library::MTRR_WB);
+                let value = self
+                    .format
+                    .map_page(1, Prot::all(), crate::library::MTRR_WB);
                 self.model.set_entry(s, value);
             }
         }
@@ -174,7 +176,7 @@ impl<'s> Runner<'s> {
         panic!("{} ({:?}): {what}", self.at, self.format)
     }
 
-    fn present(&self, value: u64) -> Option<(u64, u32)> {
+    fn present(&self, value: u64) -> Option<(u64, Prot)> {
         self.format.parse(value)
     }
 
@@ -332,7 +334,7 @@ impl<'s> Runner<'s> {
     /// Maps one leaf entry as a fault or `vmspace_populate` does: if it is
     /// empty, `map_at` must succeed; if it maps a page, a `map_at` of the
     /// same page (a racing fault) must fail and change nothing.
-    fn map_one(&mut self, gpa: u64, pte: Pte, pfn: u64, prot: u32, attr: u8) {
+    fn map_one(&mut self, gpa: u64, pte: Pte, pfn: u64, prot: Prot, attr: u8) {
         let value = self.model.entry(gpa);
         self.check_entry(gpa, pte);
         match self.present(value) {

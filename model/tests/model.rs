@@ -12,7 +12,7 @@ use std::sync::Once;
 
 use proptest::test_runner::{Config, TestRunner};
 
-use vmm_gpt_model::library::{Format, Session, MTRR_WB};
+use vmm_gpt_model::library::{Format, Prot, Session, MTRR_WB};
 use vmm_gpt_model::ops::{self, Base, Case, Mapping, Op, Target};
 use vmm_gpt_model::run::{run_case, run_case_injected, Inject, Stats};
 
@@ -106,7 +106,7 @@ fn fixed_case() -> Case {
                 skip: 0,
                 map: Mapping {
                     pfn: 0x1000,
-                    prot: 7,
+                    prot: Prot::all(),
                     attr: MTRR_WB,
                 },
             },
