@@ -96,10 +96,12 @@ pub fn library_debug() -> bool {
     }
 }
 
-/// A tool from the environment (`OBJCOPY=...`), else by its plain name.
+/// A tool from the environment, `VMM_GPT_<var>` (`VMM_GPT_OBJCOPY=...`:
+/// the names `illumos-build/build.sh` reads too), else by its plain name.
 pub fn tool(var: &str, default: &str) -> OsString {
+    let var = format!("VMM_GPT_{var}");
     println!("cargo:rerun-if-env-changed={var}");
-    env::var_os(var).unwrap_or_else(|| default.into())
+    env::var_os(&var).unwrap_or_else(|| default.into())
 }
 
 /// Asks cargo to rerun the script when `dir` or anything under it changes.
