@@ -102,6 +102,9 @@ summarize() {
     }
     /\| [0-9]+ hardware, [0-9]+ kernel operations/ {
         minmax("C A/D stress hardware ops, " busy, $2 + 0)
+        minmax("C A/D stress kernel ops, " busy, $4 + 0)
+        minmax("C A/D stress A or D events, " busy, $7 + 0)
+        minmax("C A/D stress mixed access events, " busy, $12 + 0)
         match($0, /in [0-9.]+ s/); minmax("C A/D stress seconds, " busy, num(substr($0, RSTART + 3, RLENGTH - 3))); next
     }
     /\| [0-9]+ rounds, [0-9]+ lost map races/ { minmax("C map race rounds, " busy, $2 + 0); next }
