@@ -57,13 +57,13 @@
  *   23 times its longest measured duration (8.5 s), and 8 times the
  *   slowest it was ever seen to run (23 s, unpinned, both threads on one
  *   CPU: every trial four futex hand-overs);
- * - phase 3 lost at least 5.9% of its trials in every run, at 34 000
+ * - phase 3 lost at least 4.4% of its trials in every run, at 34 000
  *   trials a second or more (measured over the milliseconds it took to
  *   lose its 1000, and taken to hold for its limit), so within
  *   LITMUS_CONTROL_LIMIT_S (60 s) it makes 2 x 10^6 trials and loses none
- *   with probability (1 - 0.059)^(2 x 10^6), about e^-124000; were the
+ *   with probability (1 - 0.044)^(2 x 10^6), about e^-91000; were the
  *   trials correlated over a whole scheduler time slice (4 ms), the 15 000
- *   slices of its limit would still give e^-900.
+ *   slices of its limit would still give e^-670.
  *
  * The case's phases are bounded by 200 + 5 + 60 s, below the runner's
  * 300 s (VTEST_TIMEOUT).  VTEST_VERBOSE=1 shows the numbers of each run.

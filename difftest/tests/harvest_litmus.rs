@@ -35,7 +35,7 @@
 //! harvest's take for some trials of both shapes.  Without it the natural
 //! control lost about 1 trial in 10^5 with the page alone and none with
 //! the range (unpinned, 2026-12-01); with it, about 1 in 4000 of each then,
-//! and now, pinned, from none to 0.45% of its trials (docs/race-tests.md).  The page is near the end
+//! and now, pinned, from none to 0.59% of its trials (docs/race-tests.md).  The page is near the end
 //! of the range for the same reason: the less the harvest does after its
 //! take, the less time the publisher's store has to become visible before
 //! the scanner reads the word.  The two threads are pinned to two CPUs, as
@@ -65,10 +65,10 @@
 //! (docs/race-tests.md, 200 runs of scripts/race-repeat.sh, half of them
 //! beside two busy processes): phase 1 cannot lose a page, and its limit
 //! (120 s) is 15 times its longest measured duration (7.9 s); each harvest
-//! shape of phase 3 lost at least 0.68% of its trials in every run, at
-//! 12 800 trials a second or more (half of 25 700), so within the 120 s
-//! limit it loses none with probability (1 - 0.0068)^(1.5 x 10^6), about
-//! e^-10000, or e^-200 were the trials correlated over whole 4 ms time
+//! shape of phase 3 lost at least 0.57% of its trials in every run, at
+//! 6 200 trials a second or more (half of 12 400), so within the 120 s
+//! limit it loses none with probability (1 - 0.0057)^(7.4 x 10^5), about
+//! e^-4300, or e^-170 were the trials correlated over whole 4 ms time
 //! slices.
 //!
 //! | variable | default | |
