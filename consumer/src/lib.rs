@@ -98,6 +98,18 @@ pub struct Params {
 }
 
 impl Params {
+    /// A sequential run: `ops` operations from `seed` (no threads).
+    pub fn sequential(format: Format, seed: u64, ops: u32) -> Params {
+        Params {
+            format,
+            mode: Mode::Sequential,
+            seed,
+            ops,
+            vcpus: 0,
+            devices: 0,
+        }
+    }
+
     fn args(&self) -> Args {
         Args {
             size: std::mem::size_of::<Args>() as u32,

@@ -22,14 +22,7 @@ fn stages() -> Vec<Vec<Params>> {
     let seq = |seed| {
         Format::ALL
             .into_iter()
-            .map(|format| Params {
-                format,
-                mode: Mode::Sequential,
-                seed,
-                ops: OPS,
-                vcpus: 0,
-                devices: 0,
-            })
+            .map(|format| Params::sequential(format, seed, OPS))
             .collect::<Vec<_>>()
     };
     let conc = Format::ALL

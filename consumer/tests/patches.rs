@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use vmm_gpt_consumer::{
     available_pairs_of, close, copy, env_is_1, env_u64, first_difference, jobs, limit, run_all,
-    Format, Limit, Mode, Outcome, Params, BOUNDED_PAIRS, MISSING,
+    Format, Limit, Outcome, Params, BOUNDED_PAIRS, MISSING,
 };
 
 const NAME: &str = "consumer patches";
@@ -46,14 +46,7 @@ fn params(first: u64, seeds: u64, ops: u32) -> Vec<Params> {
     Format::ALL
         .into_iter()
         .flat_map(|format| (first..first + seeds).map(move |seed| (format, seed)))
-        .map(|(format, seed)| Params {
-            format,
-            mode: Mode::Sequential,
-            seed,
-            ops,
-            vcpus: 0,
-            devices: 0,
-        })
+        .map(|(format, seed)| Params::sequential(format, seed, ops))
         .collect()
 }
 

@@ -12,7 +12,7 @@
 //! | `VMM_GPT_CONSUMER_JOBS` | CPUs | runs at once |
 //! | `VMM_GPT_CONSUMER_LIMIT`, `_WALL_LIMIT` | 120, 3600 | seconds of CPU, of wall-clock time before a run counts as hung (`concurrent`) |
 
-use vmm_gpt_consumer::{env_u64, run_test, Mode, Params};
+use vmm_gpt_consumer::{env_u64, run_test, Params};
 
 const NAME: &str = "consumer sequential";
 
@@ -20,12 +20,7 @@ fn main() {
     let seeds = env_u64("VMM_GPT_CONSUMER_SEEDS", 8);
     let first = env_u64("VMM_GPT_CONSUMER_SEED", 1);
     let ops = env_u64("VMM_GPT_CONSUMER_OPS", 2000) as u32;
-    run_test(NAME, first, seeds, |format, seed| Params {
-        format,
-        mode: Mode::Sequential,
-        seed,
-        ops,
-        vcpus: 0,
-        devices: 0,
+    run_test(NAME, first, seeds, |format, seed| {
+        Params::sequential(format, seed, ops)
     })
 }
