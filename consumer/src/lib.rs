@@ -594,6 +594,30 @@ pub fn close(name: &str, failed: usize, skipped: usize) -> ! {
     std::process::exit(0);
 }
 
+/// Reports what cannot run: `FAIL (required): why` when `required`, else
+/// `skipped: why`.  Returns the failures it counts (1 or 0).
+pub fn report_missing(why: &str, required: bool) -> usize {
+    println!(
+        "{}: {why}",
+        if required {
+            "FAIL (required)"
+        } else {
+            "skipped"
+        }
+    );
+    usize::from(required)
+}
+
+/// One run per format and seed (`seeds` from `first`), each `Params` from
+/// `params(format, seed)`.
+pub fn runs(first: u64, seeds: u64, params: impl Fn(Format, u64) -> Params) -> Vec<Params> {
+    Format::ALL
+        .into_iter()
+        .flat_map(|format| (first..first + seeds).map(move |seed| (format, seed)))
+        .map(|(format, seed)| params(format, seed))
+        .collect()
+}
+
 /// The body of the `sequential` and `concurrent` tests: every available
 /// pair (a missing copy that is required fails, others are skipped) over
 /// one run per format and seed (`seeds` from `first`), each `Params` from
@@ -602,22 +626,13 @@ pub fn run_test(name: &str, first: u64, seeds: u64, params: impl Fn(Format, u64)
     let (pairs, skipped) = available_pairs();
     let mut failed = 0;
     for (why, required) in &skipped {
-        if *required {
-            println!("FAIL (required): {why}");
-            failed += 1;
-        } else {
-            println!("skipped: {why}");
-        }
+        failed += report_missing(why, *required);
     }
     if !MISSING.is_empty() || pairs.is_empty() {
         close(name, failed, skipped.len());
     }
     let limit = limit();
-    let runs: Vec<Params> = Format::ALL
-        .into_iter()
-        .flat_map(|format| (first..first + seeds).map(move |seed| (format, seed)))
-        .map(|(format, seed)| params(format, seed))
-        .collect();
+    let runs = runs(first, seeds, params);
     for p in &pairs {
         println!("comparing: {}", p.what);
     }

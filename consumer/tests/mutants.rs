@@ -11,8 +11,8 @@
 //! is a failure under `VMM_GPT_REQUIRE_REFERENCE=1` too.
 
 use vmm_gpt_consumer::{
-    close, copy, env_is_1, first_difference, jobs, run_all, Format, Mode, Outcome, Params, MISSING,
-    MUTANTS,
+    close, copy, env_is_1, first_difference, jobs, report_missing, run_all, Format, Mode, Outcome,
+    Params, MISSING, MUTANTS,
 };
 
 const NAME: &str = "consumer mutants";
@@ -77,15 +77,7 @@ fn main() {
         } else {
             MISSING
         };
-        println!(
-            "{}: {why}",
-            if require {
-                "FAIL (required)"
-            } else {
-                "skipped"
-            }
-        );
-        close(NAME, usize::from(require), 1);
+        close(NAME, report_missing(why, require), 1);
     };
     // A mutant killed at the limit is caught; the reference must not be.
     let limit = vmm_gpt_consumer::limit();
@@ -96,16 +88,7 @@ fn main() {
         match m.run {
             Ok(run) => pending.push((m.name, m.what, run)),
             Err(why) => {
-                println!(
-                    "{}: mutant {} not built: {why}",
-                    if require {
-                        "FAIL (required)"
-                    } else {
-                        "skipped"
-                    },
-                    m.name
-                );
-                if require {
+                if report_missing(&format!("mutant {} not built: {why}", m.name), require) > 0 {
                     failed += 1;
                 } else {
                     skipped += 1;

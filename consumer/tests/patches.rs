@@ -36,18 +36,16 @@
 use std::time::Duration;
 
 use vmm_gpt_consumer::{
-    available_pairs_of, close, copy, env_is_1, env_u64, first_difference, jobs, limit, run_all,
-    Format, Limit, Outcome, Params, BOUNDED_PAIRS, MISSING,
+    available_pairs_of, close, copy, env_is_1, env_u64, first_difference, jobs, limit,
+    report_missing, run_all, runs, Limit, Outcome, Params, BOUNDED_PAIRS, MISSING,
 };
 
 const NAME: &str = "consumer patches";
 
 fn params(first: u64, seeds: u64, ops: u32) -> Vec<Params> {
-    Format::ALL
-        .into_iter()
-        .flat_map(|format| (first..first + seeds).map(move |seed| (format, seed)))
-        .map(|(format, seed)| Params::sequential(format, seed, ops))
-        .collect()
+    runs(first, seeds, |format, seed| {
+        Params::sequential(format, seed, ops)
+    })
 }
 
 /// The transcript's "beyond the vmspace: N holds and faults, M succeeded".
@@ -121,15 +119,7 @@ fn bounded(first: u64, seeds: u64, ops: u32) -> usize {
     let (pairs, skipped) = available_pairs_of(BOUNDED_PAIRS);
     let mut failed = 0;
     for (why, required) in &skipped {
-        println!(
-            "{}: {why}",
-            if *required {
-                "FAIL (required)"
-            } else {
-                "skipped"
-            }
-        );
-        failed += usize::from(*required);
+        failed += report_missing(why, *required);
     }
     let Some(pair) = pairs.first() else {
         return failed;
@@ -197,15 +187,7 @@ fn bounded(first: u64, seeds: u64, ops: u32) -> usize {
 fn main() {
     let require = env_is_1("VMM_GPT_REQUIRE_REFERENCE");
     if !MISSING.is_empty() {
-        println!(
-            "{}: {MISSING}",
-            if require {
-                "FAIL (required)"
-            } else {
-                "skipped"
-            }
-        );
-        close(NAME, usize::from(require), 1);
+        close(NAME, report_missing(MISSING, require), 1);
     }
     let first = env_u64("VMM_GPT_CONSUMER_SEED", 1);
     let ops = env_u64("VMM_GPT_CONSUMER_OPS", 2000) as u32;
